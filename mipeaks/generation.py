@@ -1,0 +1,270 @@
+"""The one generation core: greedy decoding with a KV cache through TransformerLens hook points.
+
+Every experiment in the package is this loop with different plug-ins:
+
+* state capture (:mod:`mipeaks.collect`) adds hooks on ``blocks.{L}.hook_resid_post``;
+* token suppression (:mod:`mipeaks.suppression`) is a logit processor;
+* Representation Recycling (:mod:`mipeaks.recycling`) asks for a step to be recomputed with an
+  extra hook (the KV cache is rolled back first, so each position keeps exactly one entry);
+* thinking-token test-time scaling (:mod:`mipeaks.ttts`) continues from token ids.
+
+An :class:`Intervention` may implement any of :meth:`~Intervention.hooks`,
+:meth:`~Intervention.process_logits`, :meth:`~Intervention.redo` and
+:meth:`~Intervention.redo_hooks`. The loop calls the Hugging Face model directly (the bridge has
+replaced its decoder layers in place, so TransformerLens hooks fire) with explicit positions and
+masks, and computes logits for the last position only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+from jaxtyping import Bool, Float, Int
+from tqdm.auto import tqdm
+
+from .models import LoadedModel
+
+__all__ = ["Generation", "Intervention", "Step", "StateCapture", "generate", "left_pad"]
+
+Hook = tuple[str, Callable[..., Any]]
+
+
+@dataclass
+class Step:
+    """What an intervention sees at one decoding step.
+
+    Attributes:
+        index: 0 for the first generated token.
+        tokens: every token so far, prompt included, left-padded: ``(B, L)``.
+        active: rows still generating: ``(B,)``.
+        model: the model being decoded.
+    """
+
+    index: int
+    tokens: Int[torch.Tensor, "B L"]
+    active: Bool[torch.Tensor, "B"]
+    model: LoadedModel
+
+
+class Intervention:
+    """Base class for plug-ins of :func:`generate`; every method is optional (a no-op here)."""
+
+    def hooks(self, model: LoadedModel) -> list[Hook]:
+        """Forward hooks ``(hook_name, fn(tensor, *, hook))`` installed for the whole generation."""
+        return []
+
+    def start(self, batch_size: int) -> None:
+        """Called once before the first step (reset per-generation state here)."""
+
+    def process_logits(self, step: Step, logits: Float[torch.Tensor, "B V"]) -> Float[torch.Tensor, "B V"]:
+        """Edit next-token logits before the greedy choice."""
+        return logits
+
+    def redo(self, step: Step, candidate: Int[torch.Tensor, "B"]) -> Bool[torch.Tensor, "B"] | None:
+        """Rows whose step must be recomputed with :meth:`redo_hooks` (None or all-False: none)."""
+        return None
+
+    def redo_hooks(self, step: Step, rows: Bool[torch.Tensor, "B"]) -> list[Hook]:
+        """Extra hooks for the recomputed pass of ``rows``."""
+        return []
+
+
+class StateCapture(Intervention):
+    """Record the last-position residual stream after the given blocks at every step.
+
+    ``states[L][t]`` is the state that predicts generated token ``t`` (for ``t = 0`` the last
+    prompt position), as in the paper's code. When a step is recomputed, the recomputed pass wins.
+    """
+
+    def __init__(self, layers: Sequence[int]):
+        self.layers = tuple(layers)
+        self._current: dict[int, torch.Tensor] = {}
+        self.steps: dict[int, list[torch.Tensor]] = {}
+
+    def hooks(self, model: LoadedModel) -> list[Hook]:
+        def make(layer: int) -> Callable[..., Any]:
+            def hook(resid: torch.Tensor, *, hook: Any) -> torch.Tensor:
+                self._current[layer] = resid[:, -1].detach().float()
+                return resid
+
+            return hook
+
+        return [(model.hook_name(layer), make(layer)) for layer in self.layers]
+
+    def start(self, batch_size: int) -> None:
+        self._current, self.steps = {}, {layer: [] for layer in self.layers}
+
+    def commit(self) -> None:
+        """Keep the states of the step just finished."""
+        for layer in self.layers:
+            self.steps[layer].append(self._current[layer])
+
+    def stacked(self, layer: int) -> Float[torch.Tensor, "B T d"]:
+        """All captured steps of ``layer`` as one CPU tensor."""
+        return torch.stack(self.steps[layer], dim=1).cpu()
+
+
+@dataclass
+class Generation:
+    """One decoded sequence.
+
+    Attributes:
+        prompt_ids: the prompt's token ids ``(L,)``.
+        token_ids: generated ids ``(T,)``, the stop token included when there was one.
+        stop_reason: ``"eos"`` (a stop token), ``"length"`` (``max_new_tokens``).
+        states: ``{layer: (T, d_model)}`` float32 states captured at each step.
+        seconds: wall time of the batch this row was decoded in.
+    """
+
+    prompt_ids: Int[torch.Tensor, "L"]
+    token_ids: Int[torch.Tensor, "T"]
+    stop_reason: str
+    states: dict[int, Float[torch.Tensor, "T d"]] = field(default_factory=dict)
+    seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def text(self, tokenizer: Any, skip_special_tokens: bool = True) -> str:
+        """Decoded generated text."""
+        return tokenizer.decode(self.token_ids.tolist(), skip_special_tokens=skip_special_tokens)
+
+
+def left_pad(prompts: Sequence[Int[torch.Tensor, "L"]], pad_id: int) -> tuple[Int[torch.Tensor, "B L"], Int[torch.Tensor, "B L"]]:
+    """Left-pad 1-D id tensors into ``(ids, attention_mask)``."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, prompt in enumerate(prompts):
+        if len(prompt):
+            ids[row, width - len(prompt):] = prompt
+            mask[row, width - len(prompt):] = 1
+    return ids, mask
+
+
+def _as_prompts(model: LoadedModel, prompts: Any) -> list[torch.Tensor]:
+    if isinstance(prompts, (str, torch.Tensor)):
+        prompts = [prompts]
+    out = []
+    for p in prompts:
+        if isinstance(p, str):
+            p = torch.tensor(model.tokenizer.encode(p), dtype=torch.long)
+        p = torch.as_tensor(p, dtype=torch.long).flatten().cpu()
+        if p.numel() == 0:
+            raise ValueError("empty prompt: give at least one token")
+        out.append(p)
+    if not out:
+        raise ValueError("no prompts given")
+    return out
+
+
+@torch.inference_mode()
+def generate(
+    model: LoadedModel,
+    prompts: str | Int[torch.Tensor, "L"] | Sequence[str | Int[torch.Tensor, "L"]],
+    *,
+    max_new_tokens: int,
+    capture_layers: Sequence[int | str] = (),
+    interventions: Sequence[Intervention] = (),
+    stop_ids: Sequence[int] | None = None,
+    progress: bool = False,
+) -> list[Generation]:
+    """Greedy decoding with a KV cache, hooks, logit processors and step recomputation.
+
+    Args:
+        model: a :class:`~mipeaks.models.LoadedModel`.
+        prompts: one prompt or a batch; text is encoded with the tokenizer's defaults (BOS where it
+            adds one), tensors are used as given. A batch is left-padded and every row stops on its own.
+        max_new_tokens: the most tokens generated per row.
+        capture_layers: blocks whose output (``blocks.{L}.hook_resid_post``) is recorded each step.
+        interventions: plug-ins, applied in order (their logit edits compose).
+        stop_ids: ids that end a row; defaults to the model's EOS ids. ``()`` disables stopping.
+        progress: show a token progress bar.
+
+    Returns:
+        One :class:`Generation` per prompt, in order.
+    """
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    rows = _as_prompts(model, prompts)
+    stop = torch.tensor(model.eos_token_ids() if stop_ids is None else list(stop_ids), dtype=torch.long)
+    pad_id = model.tokenizer.pad_token_id
+    pad_id = int(pad_id if pad_id is not None else (stop[0] if len(stop) else 0))
+    capture = StateCapture([model.resolve_layer(layer) for layer in capture_layers])
+    plugins: list[Intervention] = [capture, *interventions]
+    device = model.device
+
+    tokens, mask = left_pad(rows, pad_id)
+    tokens, mask = tokens.to(device), mask.to(device)
+    batch = tokens.shape[0]
+    active = torch.ones(batch, dtype=torch.bool, device=device)
+    lengths = torch.zeros(batch, dtype=torch.long)
+    reasons = ["length"] * batch
+    generated: list[torch.Tensor] = []
+    for plugin in plugins:
+        plugin.start(batch)
+
+    from transformers import DynamicCache
+
+    cache = DynamicCache()
+    hooks = [h for plugin in plugins for h in plugin.hooks(model)]
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    step_input, step_positions = tokens, positions
+    t0 = time.perf_counter()
+    bar = tqdm(total=max_new_tokens * batch, desc="tokens", unit="tok", disable=not progress, leave=False)
+
+    def forward(extra: list[Hook]) -> torch.Tensor:
+        with model.bridge.hooks(fwd_hooks=extra):
+            out = model.hf_model(
+                input_ids=step_input, attention_mask=mask, position_ids=step_positions,
+                past_key_values=cache, use_cache=True, logits_to_keep=1,
+            )
+        return out.logits[:, -1].float()
+
+    def choose(step: Step, logits: torch.Tensor) -> torch.Tensor:
+        for plugin in interventions:
+            logits = plugin.process_logits(step, logits)
+        return logits.argmax(-1)
+
+    try:
+        with model.bridge.hooks(fwd_hooks=hooks):
+            for index in range(max_new_tokens):
+                step = Step(index=index, tokens=tokens, active=active.clone(), model=model)
+                past = cache.get_seq_length()
+                candidate = choose(step, forward([]))
+                for plugin in interventions:
+                    redo = plugin.redo(step, candidate)
+                    if redo is not None and bool((redo & active).any()):
+                        cache.crop(past)  # one KV entry per position: drop the first pass's
+                        candidate = choose(step, forward(plugin.redo_hooks(step, redo & active)))
+                capture.commit()
+                token = torch.where(active, candidate, torch.full_like(candidate, pad_id))
+                generated.append(token)
+                lengths += active.cpu().long()
+                bar.update(int(active.sum()))
+                hit = active & torch.isin(token, stop.to(device))
+                for r in hit.nonzero().flatten().tolist():
+                    reasons[r] = "eos"
+                active = active & ~hit
+                if not bool(active.any()):
+                    break
+                tokens = torch.cat([tokens, token[:, None]], dim=1)
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+                step_input = token[:, None]
+                step_positions = step_positions[:, -1:] + 1
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    out_tokens = torch.stack(generated, dim=1).cpu()
+    stacked = {layer: capture.stacked(layer) for layer in capture.layers}
+    return [
+        Generation(
+            prompt_ids=rows[r],
+            token_ids=out_tokens[r, : lengths[r]].clone(),
+            stop_reason=reasons[r],
+            states={layer: s[r, : lengths[r]].clone() for layer, s in stacked.items()},
+            seconds=seconds,
+        )
+        for r in range(batch)
+    ]
