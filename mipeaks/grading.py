@@ -1,0 +1,1013 @@
+"""Answer extraction and answer-equivalence grading for GSM8K, MATH-500 and AIME24.
+
+The paper (arXiv 2506.02867) grades with the Qwen2.5-Math evaluation harness
+(paper_notes.md section 9): take the last ``\\boxed{}`` of a generation (fallbacks:
+"the answer is", "final answer is", the last number), normalise it with
+``strip_string`` and compare it with the gold answer by exact string match, then
+numeric equality (``rel_tol=1e-4``, also against gold/100 and gold*100), then symbolic
+equality with a per-item time bound.
+
+Two graders are offered (``mode``):
+
+* ``"verify"`` (default): HuggingFace math-verify (``parse``/``verify``) on answers
+  pre-normalised for things the harness accepts and math-verify may not (AIME leading
+  zeros, thousands separators, ``\\text{}`` units, degrees, ``x = 5``, letter choices).
+* ``"paper"``: an independent re-implementation of the harness semantics
+  (:func:`strip_string` and a ``math_equal``-style cascade). Symbolic checks use
+  ``latex2sympy2_extended.latex2sympy`` (an ANTLR LaTeX parser) and sympy's
+  ``simplify``/``equals``. Deliberate deviations from the harness, all of which only
+  remove false positives or avoid ``eval``:
+
+  - the harness's ``parse_expr`` (sympy's eval-based parser) is never used;
+  - tuples/intervals are compared element-wise only when their bracket types match
+    (the harness judges ``[0,1)`` equal to ``(0,1)``) and only when the outer brackets
+    enclose the whole string (the harness treats ``(x+1)^2`` as a list);
+  - elements are split at top-level commas only;
+  - commas are dropped from numbers only when they form thousands groups (the harness
+    reads ``3,5,7`` as the number 357);
+  - unit words are removed from a fixed list of multi-letter units and never inside
+    LaTeX commands; the harness's list also deletes the single letters
+    ``a c d g h l m o s t`` wherever they stand alone;
+  - number words (``"five"``) are converted only when the whole answer is number words
+    (the harness's word2number also turns ``"x + one"`` into 1);
+  - ``and`` is removed as a word, not as a substring.
+
+Safety: model output is never passed to ``eval``/``exec``/``sympify``/``parse_expr``.
+``latex2sympy`` builds sympy objects from an ANTLR parse tree. math-verify 0.9.0 (read
+in ``math_verify/parser.py``) parses LaTeX with the same ``latex2sympy``; its
+``ExprExtractionConfig`` does call ``sympy.parsing.parse_expr`` (which ends in
+``eval``), but only on substrings matched by its ``expr`` regex, whose character class
+is digits, ``.``, whitespace and ``+ - * x / ^ ( ) ÷``: no identifier, attribute or call
+can reach ``eval``. Plain numbers are built with ``sympy.Number(str)``.
+
+Time bounds: math-verify's own timeouts use ``signal.alarm`` and fail off the main
+thread, so they are disabled (``parsing_timeout=None``, ``timeout_seconds=None``) and
+every sympy step runs in a persistent worker process that is killed and replaced when
+it overruns. Cheap checks (normalised string match, plain-number comparison) run in the
+caller. :func:`is_equivalent` is safe to call from any thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import multiprocessing
+import os
+import re
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Literal
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MODES",
+    "GradeResult",
+    "agreement",
+    "extract_answer",
+    "gold_gsm8k",
+    "grade",
+    "is_equivalent",
+    "last_boxed",
+    "shutdown_workers",
+    "strip_string",
+]
+
+Mode = Literal["verify", "paper"]
+MODES: tuple[str, ...] = ("verify", "paper")
+DEFAULT_TIMEOUT = 3.0
+_REL_TOL = 1e-4  # harness numeric tolerance
+
+# --------------------------------------------------------------------------- #
+# Extraction
+# --------------------------------------------------------------------------- #
+
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+_ANSWER_PHRASE_RE = re.compile(
+    r"(?:final\s+answer|the\s+answer)\s*(?:is\s*:?|:)\s*", re.IGNORECASE
+)
+_SENTENCE_END_RE = re.compile(r"[.!?;](?=\s|$)")
+# A number: optional sign (not glued to a preceding word/closing bracket), digits with
+# optional thousands groups, optional decimals; or a bare ".5".
+_NUMBER_RE = re.compile(
+    r"(?:(?<![\w)\]}])-)?(?:\d+(?:,\d{3}(?!\d))*(?:\.\d+)?|\.\d+)"
+)
+
+
+def _brace_group(text: str, start: int) -> tuple[str, int] | None:
+    """Content of the brace group opening at ``text[start] == "{"`` and its end index.
+
+    A backslash escapes the next character, so ``\\{``/``\\}`` do not count. Returns
+    None when the group is never closed (e.g. a truncated generation).
+    """
+    depth = 0
+    i = start
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : i], i
+        i += 1
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last complete, non-empty ``\\boxed{}``/``\\fbox{}`` in ``text``.
+
+    Braces are matched with ``\\{``/``\\}`` ignored; a box that is never closed (a
+    truncated generation) is skipped in favour of an earlier one. ``\\boxed 5`` (no
+    braces) yields the text up to the next ``$`` or line end.
+
+    Args:
+        text: The text to search.
+
+    Returns:
+        The box content, stripped, or None if there is no complete box.
+    """
+    for m in reversed(list(_BOX_RE.finditer(text))):
+        j = m.end()
+        while j < len(text) and text[j] in " \t":
+            j += 1
+        if j < len(text) and text[j] == "{":
+            group = _brace_group(text, j)
+            if group is None:
+                continue  # unbalanced (truncated): try an earlier box
+            content = group[0].strip()
+        else:
+            # "\boxed 5": up to the closing "$" or the end of the line.
+            content = re.split(r"[$\n]", text[j:], maxsplit=1)[0].strip().rstrip(".")
+        if content:
+            return content
+    return None
+
+
+def _clean_phrase_tail(tail: str) -> str | None:
+    """Answer text after "the answer is": first math span, else up to sentence end."""
+    tail = tail.lstrip(" *:")
+    for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if tail.startswith(open_):
+            end = tail.find(close, len(open_))
+            if end > 0:
+                inner = tail[len(open_) : end].strip()
+                return inner.rstrip(".").strip() or None
+    line = tail.split("\n", 1)[0]
+    m = _SENTENCE_END_RE.search(line)
+    if m:
+        line = line[: m.start()]
+    line = line.replace("$", "").strip().strip("*").strip().rstrip(".").strip()
+    return line or None
+
+
+def _last_number(text: str) -> str | None:
+    """Last number in ``text`` with thousands separators removed, or None."""
+    matches = _NUMBER_RE.findall(text.replace("{,}", ","))
+    if not matches:
+        return None
+    return matches[-1].replace(",", "")
+
+
+def gold_gsm8k(rationale: str) -> str:
+    """The gold answer of a GSM8K rationale: the text after its last ``####``.
+
+    Args:
+        rationale: A GSM8K ``answer`` field, ending in ``#### N``.
+
+    Returns:
+        The answer with thousands separators, ``$`` and a trailing period removed,
+        e.g. ``"1000"`` for ``"... #### 1,000"``.
+
+    Raises:
+        ValueError: If the rationale has no ``####`` marker or nothing after it.
+    """
+    if "####" not in rationale:
+        raise ValueError("GSM8K rationale has no '####' answer marker")
+    ans = rationale.rsplit("####", 1)[1].strip().split("\n", 1)[0]
+    ans = ans.replace(",", "").replace("$", "").strip().rstrip(".").strip()
+    if not ans:
+        raise ValueError("GSM8K rationale has an empty answer after '####'")
+    return ans
+
+
+def extract_answer(text: str) -> str | None:
+    """Extract the final answer from a model generation or a gold solution.
+
+    Order of precedence: a GSM8K ``#### N`` marker; the last brace-balanced
+    ``\\boxed{...}``/``\\fbox{...}`` (or ``\\boxed 5``); the last "the answer is" /
+    "final answer is" phrase (up to the end of its sentence or line, ``$`` stripped);
+    the last number in the text (thousands separators removed).
+
+    Args:
+        text: The text to search.
+
+    Returns:
+        The extracted answer string, or None when nothing answer-like is found.
+
+    Raises:
+        TypeError: If ``text`` is not a string.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"extract_answer expects a str, got {type(text).__name__}")
+    if "####" in text:
+        try:
+            return gold_gsm8k(text)
+        except ValueError:
+            pass
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return boxed
+    for m in reversed(list(_ANSWER_PHRASE_RE.finditer(text))):
+        ans = _clean_phrase_tail(text[m.end() :])
+        if ans:
+            return ans
+    return _last_number(text)
+
+
+# --------------------------------------------------------------------------- #
+# Shared string helpers
+# --------------------------------------------------------------------------- #
+
+_PLAIN_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")  # linear: no nested quantifiers
+_INTEGER_RE = re.compile(r"[+-]?\d+")
+_THOUSANDS_RE = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+_CHOICE_RE = re.compile(r"\(?\s*([A-E])\s*\)?\.?")
+# Parent-side normalisation is regex work on the raw strings; longer "answers" are
+# only accepted when identical (no real answer is this long).
+_MAX_ANSWER_CHARS = 4000
+
+# Unit words removed wherever they stand as words (never after a backslash, so \sec,
+# \min, \deg survive). Optional plural "s"/"es" and ^2/^3/^\circ are handled below.
+_UNITS_ANYWHERE = (
+    "cm", "mm", "km", "meter", "metre", "kilometer", "centimeter", "millimeter",
+    "inch", "ft", "foot", "feet", "yard", "mile", "mph", "kmh", "kph",
+    "kg", "gram", "lb", "pound", "ounce", "liter", "litre", "ml", "gallon",
+    "second", "minute", "hour", "day", "week", "month", "year",
+    "degree", "dollar", "cent", "euro", "rupee", "unit", "percent",
+    "square", "cubic", "sq",
+)
+# Extra (short, ambiguous) units removed only right after a number: "5 m", "3 s".
+_UNITS_AFTER_NUMBER = _UNITS_ANYWHERE + (
+    "m", "in", "g", "l", "s", "sec", "min", "h", "hr", "yr", "oz", "gal", "deg", "rs",
+    "point", "people", "person", "student", "apple", "page", "book", "ton", "cup",
+)
+
+
+def _word_alternation(words: Iterable[str]) -> str:
+    return "|".join(sorted({re.escape(w) for w in words}, key=len, reverse=True))
+
+
+_UNIT_ANYWHERE_RE = re.compile(
+    r"(?<![A-Za-z\\])(?:" + _word_alternation(_UNITS_ANYWHERE)
+    + r")(?:e?s)?(?:\^\{?(?:[23]|\\circ)\}?)?(?![A-Za-z])"
+)
+_NUMBER_UNIT_RE = re.compile(
+    r"^(?P<num>[+-]?[\d.,]*\d(?:\\?%)?)\s*(?:" + _word_alternation(_UNITS_AFTER_NUMBER)
+    + r")(?:e?s)?\.?(?:\^\{?[23]\}?)?$"
+)
+
+
+def _strip_math_delims(s: str) -> str:
+    """Remove one pair of surrounding ``$..$``, ``$$..$$``, ``\\(..\\)`` or ``\\[..\\]``."""
+    s = s.strip()
+    for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if len(s) >= len(open_) + len(close) and s.startswith(open_) and s.endswith(close):
+            return s[len(open_) : len(s) - len(close)].strip()
+    return s
+
+
+def _is_plain_number(s: str) -> bool:
+    return _PLAIN_NUMBER_RE.fullmatch(s) is not None
+
+
+def _drop_thousands(s: str) -> str:
+    """``"1,234.5"`` -> ``"1234.5"``; anything else unchanged."""
+    return s.replace(",", "") if _THOUSANDS_RE.fullmatch(s) else s
+
+
+def _to_float(s: str) -> float | None:
+    """Float value of a plain decimal number string (thousands commas allowed)."""
+    s = _drop_thousands(s.strip())
+    if not _is_plain_number(s):
+        return None
+    try:
+        return float(s)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _bracket_depth_ok(s: str) -> bool:
+    """True if ``s`` opens with ( or [ whose partner is the final ) or ]."""
+    if len(s) < 2 or s[0] not in "([" or s[-1] not in ")]":
+        return False
+    depth = 0
+    for i, c in enumerate(s):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+            if depth == 0 and i != len(s) - 1:
+                return False
+    return depth == 0
+
+
+def _split_top_level(s: str, sep: str = ",") -> list[str]:
+    """Split at ``sep`` outside (), [], {}."""
+    parts, depth, cur = [], 0, []
+    for c in s:
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        if c == sep and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+    parts.append("".join(cur))
+    return parts
+
+
+# --------------------------------------------------------------------------- #
+# "paper" mode: Qwen2.5-Math harness semantics
+# --------------------------------------------------------------------------- #
+
+_NUMBER_WORDS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+        "fourteen fifteen sixteen seventeen eighteen nineteen".split()
+    )
+}
+_NUMBER_WORDS.update(
+    {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
+)
+_SCALE_WORDS = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
+
+
+def _words_to_number(s: str) -> str:
+    """Digit string for an answer made only of number words (or digits), else ``s``."""
+    if s.isdigit() and s.isascii():
+        try:
+            return str(int(s))  # "025" -> "25", as the harness's word2number does
+        except ValueError:  # beyond int's str-digit limit
+            return s
+    words = s.lower().replace("-", " ").split()
+    if not any(w in _NUMBER_WORDS or w in _SCALE_WORDS for w in words) or any(
+        w not in _NUMBER_WORDS and w not in _SCALE_WORDS and w != "and" for w in words
+    ):
+        return s
+    total, current = 0, 0
+    for w in words:
+        if w in _NUMBER_WORDS:
+            current += _NUMBER_WORDS[w]
+        elif w == "hundred":
+            current = max(current, 1) * 100
+        elif w in _SCALE_WORDS:
+            total += max(current, 1) * _SCALE_WORDS[w]
+            current = 0
+    return str(total + current)
+
+
+def _fix_sqrt(s: str) -> str:
+    # \sqrt3 -> \sqrt{3}
+    return re.sub(r"\\sqrt(\w+)", r"\\sqrt{\1}", s)
+
+
+def _fix_fracs(s: str) -> str:
+    # \frac12 -> \frac{1}{2}; \frac1{72} -> \frac{1}{72}
+    s = re.sub(r"\\frac([0-9A-Za-z])([0-9A-Za-z])", r"\\frac{\1}{\2}", s)
+    return re.sub(r"\\frac([0-9A-Za-z])\{", r"\\frac{\1}{", s)
+
+
+def _fix_a_slash_b(s: str) -> str:
+    # "3/4" -> \frac{3}{4} when both sides are plain integers (or \sqrt{...}).
+    if s.count("/") != 1:
+        return s
+    a, b = s.split("/")
+    if all(re.fullmatch(r"-?\d+|\\sqrt\{\w+\}", t) for t in (a, b)):
+        return "\\frac{" + a + "}{" + b + "}"
+    return s
+
+
+def strip_string(answer: str, *, skip_unit: bool = False) -> str:
+    """Normalise an answer string the way the Qwen2.5-Math harness does.
+
+    Steps, in the harness's order: drop linebreaks and a trailing ".", ``\\!``; map
+    array/bmatrix to pmatrix; ``\\tfrac``/``\\dfrac`` -> ``\\frac``; ``\\neq/\\leq/\\geq``
+    -> ``\\ne/\\le/\\ge``; drop ``\\left``/``\\right``; ``\\{`` -> ``{``; drop a trailing
+    ``\\text{...}`` unit and unit words; drop ``^\\circ``, ``$``, ``\\(``/``\\)``; number
+    words and leading zeros (``"025"`` -> ``"25"``); unwrap ``\\text{...}``; drop
+    ``x=``/``x\\in``-style prefixes; ``\\emptyset`` -> ``{}``; drop ``%``; ``" ."`` ->
+    ``" 0."``; ``infinity``/``inf`` -> ``\\infty``; drop "and", ``\\mathbf``,
+    ``\\mbox{...}``; ``j`` -> ``i`` when there is no ``i``; drop ``.000`` tails; a
+    leading ``.`` -> ``0.``; drop a short ``k =`` prefix; ``\\sqrt3`` -> ``\\sqrt{3}``;
+    drop spaces; ``\\frac12`` -> ``\\frac{1}{2}``; ``a/b`` -> ``\\frac{a}{b}``. The LaTeX
+    row separator ``\\\\`` is kept, as in the harness (its "\\\\ -> \\" step is
+    commented out). See the module docstring for the deliberate deviations.
+
+    Args:
+        answer: The raw answer string.
+        skip_unit: Keep unit words (the harness skips unit removal for some datasets).
+
+    Returns:
+        The normalised string (possibly empty).
+    """
+    s = str(answer).strip().replace("\n", "").rstrip(".")
+    s = s.replace("\\!", "")
+    s = re.sub(r"\\begin\{array\}\{[^}]*\}", r"\\begin{pmatrix}", s)
+    s = s.replace("\\end{array}", "\\end{pmatrix}").replace("bmatrix", "pmatrix")
+    s = s.replace("tfrac", "frac").replace("dfrac", "frac")
+    s = s.replace("\\neq", "\\ne").replace("\\leq", "\\le").replace("\\geq", "\\ge")
+    s = s.replace("\\left", "").replace("\\right", "")
+    s = s.replace("\\{", "{").replace("\\}", "}")
+
+    # A trailing \text{...} is a unit, unless it is the whole answer.
+    no_unit = re.sub(r"\\text\{.*?\}$", "", s).strip()
+    if no_unit and no_unit != s:
+        s = no_unit
+    if not skip_unit:
+        for _ in range(2):
+            trimmed = _UNIT_ANYWHERE_RE.sub("", s).strip()
+            m = _NUMBER_UNIT_RE.match(trimmed)
+            if m:
+                trimmed = m.group("num")
+            if trimmed:
+                s = trimmed
+
+    s = s.replace("^{\\circ}", "").replace("^\\circ", "")
+    s = s.replace("\\$", "").replace("$", "").replace("\\(", "").replace("\\)", "")
+    s = _words_to_number(s)
+    s = re.sub(r"\\text\{(.*?)\}", r"\1", s)
+    for prefix in ("x=", "y=", "z=", "x\\in", "y\\in", "z\\in", "x\\to", "y\\to", "z\\to"):
+        s = s.replace(prefix, "")
+    s = s.replace("\\emptyset", "{}").replace("(-\\infty,\\infty)", "\\mathbb{R}")
+    s = s.replace("\\%", "").replace("%", "")
+    s = s.replace(" .", " 0.").replace("{.", "{0.")
+    s = s.replace("infinity", "\\infty")
+    if "\\infty" not in s:
+        s = re.sub(r"(?<![A-Za-z\\])inf(?![A-Za-z])", "\\\\infty", s)
+    s = re.sub(r"(?<![A-Za-z\\])and(?![A-Za-z])", "", s)
+    s = s.replace("\\mathbf", "")
+    s = re.sub(r"\\mbox\{.*?\}", "", s)
+    if "j" in s and "i" not in s:
+        s = s.replace("j", "i")
+    s = re.sub(r"(?<!\d)(\d+)\.0*(?!\d)", r"\1", s)  # "5.00" -> "5" (linear form)
+    if not s:
+        return s
+    if s[0] == ".":
+        s = "0" + s
+    if s.count("=") == 1 and len(s.split("=")[0]) <= 2:
+        s = s.split("=")[1]
+    s = _fix_sqrt(s).replace(" ", "")
+    s = _fix_fracs(s)
+    return _fix_a_slash_b(s)
+
+
+def _choice_letter(s: str) -> str | None:
+    """The last standalone A-E letter in ``s`` (the harness's choice cleaning)."""
+    letters = re.findall(r"\b([A-E])\b", s.strip().rstrip("./").upper())
+    return letters[-1] if letters else None
+
+
+class _NeedsSymbolic(Exception):
+    """Raised by the caller-side pass when a sympy step is needed."""
+
+
+def _numbers_equal(pred: float, gold: float, include_percentage: bool = True) -> bool:
+    targets = (gold / 100, gold, gold * 100) if include_percentage else (gold,)
+    for t in targets:
+        try:
+            if math.isclose(t, pred, rel_tol=_REL_TOL):
+                return True
+        except (OverflowError, ValueError):
+            continue
+    return False
+
+
+def _paper_equal(pred: str, gold: str, symbolic: Callable[[str, str], bool], depth: int = 0) -> bool:
+    """``math_equal`` cascade on two already-normalised strings."""
+    if depth > 8:
+        return False
+    pred, gold = str(pred).strip(), str(gold).strip()
+    if pred.lower() == gold.lower():
+        return True
+    if gold in ("A", "B", "C", "D", "E") and _choice_letter(pred) == gold:
+        return True
+    fp, fg = _to_float(pred), _to_float(gold)
+    if fp is not None and fg is not None:
+        # Two plain numbers: nothing later (string, sympy, N()) can do better.
+        return _numbers_equal(fp, fg)
+    if not pred:
+        return False
+
+    # Matrix answer vs "{a,b},{c,d}" reference.
+    if "pmatrix" in pred and "pmatrix" not in gold:
+        rows = re.findall(r"\{([^{}]*,[^{}]*)\}", gold)
+        if rows:
+            gold = ", ".join("\\begin{pmatrix}" + r.replace(",", "\\\\") + "\\end{pmatrix}" for r in rows)
+
+    # Brackets: compare with (), {} removed (and [..] vs non-(..) stripped).
+    p_str, g_str = pred, gold
+    if (pred.startswith("[") and pred.endswith("]") and not (gold.startswith("(") and gold.endswith(")"))) or (
+        pred.startswith("(") and pred.endswith(")") and not (gold.startswith("[") and gold.endswith("]"))
+    ):
+        p_str, g_str = p_str.strip("[]()"), g_str.strip("[]()")
+    for br in "{}()":
+        p_str, g_str = p_str.replace(br, ""), g_str.replace(br, "")
+    both_bracketed = _bracket_depth_ok(pred) and _bracket_depth_ok(gold)
+    same_brackets = pred[:1] == gold[:1] and pred[-1:] == gold[-1:]
+    if p_str.lower() == g_str.lower() and (same_brackets or not both_bracketed):
+        return True
+
+    # Tuples / intervals: element-wise, same bracket types (deviation: see module doc).
+    if both_bracketed:
+        if not same_brackets:
+            return False
+        p_parts, g_parts = _split_top_level(pred[1:-1]), _split_top_level(gold[1:-1])
+        if len(p_parts) != len(g_parts):
+            return False
+        return all(_paper_equal(p, g, symbolic, depth + 1) for p, g in zip(p_parts, g_parts))
+
+    # Matrices: row by row, cell by cell.
+    mat = re.compile(r"\\begin\{pmatrix\}(.*)\\end\{pmatrix\}", re.DOTALL)
+    mp, mg = mat.fullmatch(pred), mat.fullmatch(gold)
+    if mp and mg:
+        rows_p = [r.strip() for r in mp.group(1).split("\\\\") if r.strip()]
+        rows_g = [r.strip() for r in mg.group(1).split("\\\\") if r.strip()]
+        if len(rows_p) != len(rows_g):
+            return False
+        for rp, rg in zip(rows_p, rows_g):
+            cp, cg = rp.split("&"), rg.split("&")
+            if len(cp) != len(cg) or not all(_paper_equal(a, b, symbolic, depth + 1) for a, b in zip(cp, cg)):
+                return False
+        return True
+
+    # Equations.
+    if pred.count("=") == 1 and gold.count("=") == 1:
+        lp, rp = pred.split("=")
+        lg, rg = gold.split("=")
+        p_expr, g_expr = f"{lp.strip()}-({rp.strip()})", f"{lg.strip()}-({rg.strip()})"
+        return symbolic(p_expr, g_expr) or symbolic(f"-({p_expr})", g_expr)
+    if pred.count("=") == 1 and len(pred.split("=")[0].strip()) <= 2 and "=" not in gold:
+        return _paper_equal(pred.split("=")[1], gold, symbolic, depth + 1)
+    if gold.count("=") == 1 and len(gold.split("=")[0].strip()) <= 2 and "=" not in pred:
+        return _paper_equal(pred, gold.split("=")[1], symbolic, depth + 1)
+
+    return symbolic(pred, gold)
+
+
+def _defer_symbolic(a: str, b: str) -> bool:
+    raise _NeedsSymbolic
+
+
+def _latex_to_sympy(s: str) -> Any | None:
+    """Parse LaTeX with latex2sympy (no eval); None if it cannot be parsed."""
+    from latex2sympy2_extended import latex2sympy
+
+    for candidate in (s.replace("\\\\", "\\"), s):
+        try:
+            return latex2sympy(candidate, normalization_config=None)
+        except Exception:  # noqa: BLE001 - any parse failure means "not parseable"
+            continue
+    return None
+
+
+def _paper_symbolic(a: str, b: str) -> bool:
+    """Harness ``symbolic_equal`` with latex2sympy as the only parser (worker side)."""
+    from sympy import N, simplify
+
+    ea, eb = _latex_to_sympy(a), _latex_to_sympy(b)
+    if ea is None or eb is None:
+        return False
+    checks = (
+        lambda: str(ea) == str(eb) or ea == eb,
+        lambda: ea.equals(eb) or simplify(ea - eb) == 0,
+        lambda: abs(ea.lhs - ea.rhs).equals(abs(eb.lhs - eb.rhs)),
+        lambda: math.isclose(float(N(ea)), float(N(eb)), rel_tol=_REL_TOL),
+        lambda: ea.shape == eb.shape
+        and ea.applyfunc(lambda x: round(x, 3)).equals(eb.applyfunc(lambda x: round(x, 3))),
+    )
+    for check in checks:
+        try:
+            if check():
+                return True
+        except Exception:  # noqa: BLE001 - sympy raises many types; each check is optional
+            continue
+    return False
+
+
+def _paper_full(pred: str, gold: str) -> bool:
+    return _paper_equal(pred, gold, _paper_symbolic)
+
+
+# --------------------------------------------------------------------------- #
+# "verify" mode: math-verify plus harness-style normalisation
+# --------------------------------------------------------------------------- #
+
+_SIMPLE_LHS_RE = re.compile(r"\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_(?:\w|\{\w+\}))?(?:\([A-Za-z]\))?\s*")
+_TRAILING_TEXT_RE = re.compile(r"\\(?:text|mbox|mathrm|textrm)\{[^{}]*\}\s*$")
+_TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox)\{([^{}]*)\}")
+
+
+def _normalise_verify(s: str) -> str:
+    """Pre-normalise an answer for math-verify (harness conventions it may lack)."""
+    s = _strip_math_delims(str(s).strip())
+    boxed = last_boxed(s) if s.startswith(("\\boxed", "\\fbox")) else None
+    if boxed is not None:
+        s = boxed
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\!", "")
+    s = s.strip().rstrip(".").strip()
+    m = _TRAILING_TEXT_RE.search(s)  # "5\text{ cm}" -> "5"
+    if m:
+        body = s[: m.start()].rstrip()
+        if re.search(r"\d", body) and not re.search(r"[+\-*/^=,{(\[]$", body):
+            s = body
+    prev = None
+    while prev != s:  # unwrap \text{...} (innermost first)
+        prev, s = s, _TEXT_WRAP_RE.sub(r"\1", s)
+    s = s.replace("\\$", "").replace("$", "")
+    s = re.sub(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°", "", s)
+    s = re.sub(r"(?<!\\)%", r"\\%", s)  # bare % is a LaTeX comment
+    s = s.strip()
+    m = _NUMBER_UNIT_RE.match(s)  # "5 cm" -> "5"
+    if m:
+        s = m.group("num")
+    if s.count("=") == 1 and not re.search(r"[<>]|\\[lg]e|\\ne", s):
+        lhs, rhs = s.split("=")
+        if _SIMPLE_LHS_RE.fullmatch(lhs) and rhs.strip() and _balanced(rhs):
+            s = rhs.strip()
+    # Thousands separators: "1,000", "1{,}000", "1\,000", "1\ 000".
+    candidate = re.sub(r"(?<=\d)(?:\{,\}|\\,|\\ )(?=\d{3})", ",", s)
+    if _THOUSANDS_RE.fullmatch(candidate):
+        s = candidate.replace(",", "")
+    s = re.sub(r"(?<![\d.])0+(?=\d)", "", s)  # leading zeros: "025" -> "25"
+    return s.strip()
+
+
+def _as_choice(s: str) -> str | None:
+    m = _CHOICE_RE.fullmatch(s.strip())
+    return m.group(1) if m else None
+
+
+_VERIFY_CONFIG: list[Any] | None = None
+
+
+def _verify_full(pred: str, gold: str) -> bool:
+    """math-verify comparison of two normalised answers (worker side)."""
+    global _VERIFY_CONFIG
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+
+    if _VERIFY_CONFIG is None:
+        _VERIFY_CONFIG = [LatexExtractionConfig(), ExprExtractionConfig()]
+
+    def _parse(s: str) -> list[Any]:
+        wrapped = f"$\\boxed{{{s}}}$" if _balanced(s) else f"${s}$"
+        return parse(wrapped, extraction_config=_VERIFY_CONFIG, parsing_timeout=None)
+
+    g, p = _parse(gold), _parse(pred)
+    if not g or not p:
+        return False
+    return bool(verify(g, p, timeout_seconds=None))
+
+
+def _balanced(s: str) -> bool:
+    depth, i = 0, 0
+    while i < len(s):
+        if s[i] == "\\":
+            i += 2
+            continue
+        depth += {"{": 1, "}": -1}.get(s[i], 0)
+        if depth < 0:
+            return False
+        i += 1
+    return depth == 0
+
+
+# --------------------------------------------------------------------------- #
+# Time-bounded worker processes
+# --------------------------------------------------------------------------- #
+
+_TASKS: dict[str, Callable[[str, str], bool]] = {"verify": _verify_full, "paper": _paper_full}
+_STARTUP_TIMEOUT = 120.0  # a spawned worker imports sympy & co. before its first task
+
+
+def _load_backends() -> None:
+    """Import the sympy-based backends (so forked workers inherit them)."""
+    import latex2sympy2_extended  # noqa: F401
+    import math_verify  # noqa: F401
+    import sympy  # noqa: F401
+
+    # We bound time ourselves; silence math-verify's "timeout disabled" warnings.
+    for name in ("math_verify", "math_verify.parser", "math_verify.grader"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _worker_main(conn: Any) -> None:
+    """Worker loop: answer ``(kind, pred, gold)`` requests with a bool until EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
+    parent = os.getppid()
+    _load_backends()
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 5000))
+    conn.send("ready")
+    while True:
+        try:
+            if not conn.poll(1.0):
+                if os.getppid() != parent:  # orphaned: parent died
+                    return
+                continue
+            kind, pred, gold = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            result = bool(_TASKS[kind](pred, gold))
+        except Exception:  # noqa: BLE001 - any failure inside sympy means "not shown equal"
+            result = False
+        try:
+            conn.send(result)
+        except (BrokenPipeError, OSError):
+            return
+
+
+class _Worker:
+    def __init__(self, ctx: Any) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True, name="mipeaks-grader")
+        self.proc.start()
+        child.close()
+        if not self.conn.poll(_STARTUP_TIMEOUT) or self.conn.recv() != "ready":
+            self.kill()
+            raise RuntimeError("grading worker did not start")
+
+    def call(self, task: tuple[str, str, str], timeout: float) -> bool | None:
+        """Result of ``task``, or None if it timed out or the worker died."""
+        try:
+            self.conn.send(task)
+            if self.conn.poll(timeout):
+                return bool(self.conn.recv())
+        except (EOFError, OSError):
+            pass
+        return None
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+
+class _Pool:
+    """Persistent worker processes, checked out one per call; thread-safe."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.lock = threading.Lock()
+        self.idle: list[_Worker] = []
+        self.all: list[_Worker] = []
+        self.slots = threading.BoundedSemaphore(max(1, min(4, os.cpu_count() or 1)))
+        self.no_processes = False  # e.g. inside a daemonic process
+
+    def after_fork_in_child(self) -> None:
+        # A forked child must not use (or keep open) the parent's worker pipes.
+        for w in self.all:
+            try:
+                w.conn.close()
+            except OSError:
+                pass
+        self._reset()
+
+    def run(self, kind: str, pred: str, gold: str, timeout: float) -> bool:
+        if self.no_processes:
+            return _run_in_thread(kind, pred, gold, timeout)
+        with self.slots:
+            with self.lock:
+                worker = self.idle.pop() if self.idle else None
+            if worker is None:
+                try:
+                    worker = self._start()
+                except (AssertionError, OSError, RuntimeError, ValueError):
+                    self.no_processes = True
+                    return _run_in_thread(kind, pred, gold, timeout)
+            result = worker.call((kind, pred, gold), timeout)
+            with self.lock:
+                alive = worker in self.all  # False if shut down meanwhile
+                if result is None and alive:  # overran (or crashed): replace it
+                    self.all.remove(worker)
+                elif result is not None and alive:
+                    self.idle.append(worker)
+                    return result
+            worker.kill()
+            return bool(result)
+
+    def _start(self) -> _Worker:
+        method = "fork" if sys.platform.startswith("linux") else "spawn"
+        if method == "fork":
+            _load_backends()  # import once here; forked workers share it
+        worker = _Worker(multiprocessing.get_context(method))
+        with self.lock:
+            self.all.append(worker)
+        return worker
+
+    def shutdown(self) -> None:
+        with self.lock:
+            workers, self.all, self.idle = self.all, [], []
+        for w in workers:
+            w.kill()
+
+
+def _run_in_thread(kind: str, pred: str, gold: str, timeout: float) -> bool:
+    """Fallback without processes: a daemon thread; an overrun thread is abandoned."""
+    _load_backends()
+    box: list[bool] = []
+
+    def target() -> None:
+        try:
+            box.append(bool(_TASKS[kind](pred, gold)))
+        except Exception:  # noqa: BLE001
+            box.append(False)
+
+    t = threading.Thread(target=target, daemon=True, name="mipeaks-grader")
+    t.start()
+    t.join(timeout)
+    return bool(box and box[0])
+
+
+_POOL = _Pool()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_POOL.after_fork_in_child)
+atexit.register(_POOL.shutdown)
+
+
+def shutdown_workers() -> None:
+    """Stop the grading worker processes (they are restarted on demand).
+
+    Returns:
+        None.
+    """
+    _POOL.shutdown()
+
+
+# --------------------------------------------------------------------------- #
+# Public comparison API
+# --------------------------------------------------------------------------- #
+
+
+def _as_text(x: Any, what: str) -> str | None:
+    if x is None:
+        return None
+    if isinstance(x, bool) or not isinstance(x, (str, int, float)):
+        raise TypeError(f"{what} must be a str (or int/float), got {type(x).__name__}")
+    return str(x)
+
+
+def is_equivalent(
+    pred: str | int | float | None,
+    gold: str | int | float,
+    *,
+    mode: Mode = "verify",
+    timeout: float = DEFAULT_TIMEOUT,
+) -> bool:
+    """Whether a predicted answer is mathematically equivalent to the gold answer.
+
+    Both arguments are answers, not full generations (use :func:`extract_answer` or
+    :func:`grade` for those). The sympy part of the check runs in a worker process and
+    is abandoned after ``timeout`` seconds, in which case the answer counts as wrong.
+    Never evaluates the strings as code, never raises on odd input, and may be called
+    from any thread.
+
+    Args:
+        pred: Predicted answer, e.g. ``"\\frac{1}{2}"``; None counts as wrong.
+        gold: Gold answer, e.g. ``"0.5"``.
+        mode: ``"verify"`` (math-verify plus harness normalisations) or ``"paper"``
+            (re-implemented Qwen2.5-Math harness semantics).
+        timeout: Seconds allowed for the symbolic (sympy) part of one comparison.
+
+    Returns:
+        True if judged equivalent, False otherwise (including on timeout).
+
+    Raises:
+        ValueError: If ``mode`` is unknown or ``timeout`` is not positive.
+        TypeError: If ``pred``/``gold`` is not a str, int, float (or None for pred).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    if not timeout or timeout <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout!r}")
+    pred_s, gold_s = _as_text(pred, "pred"), _as_text(gold, "gold")
+    if pred_s is None or gold_s is None:
+        return False
+    if len(pred_s) > _MAX_ANSWER_CHARS or len(gold_s) > _MAX_ANSWER_CHARS:
+        return pred_s.strip() == gold_s.strip() != ""
+
+    if mode == "paper":
+        p, g = strip_string(pred_s), strip_string(gold_s)
+        try:
+            return _paper_equal(p, g, _defer_symbolic)
+        except _NeedsSymbolic:
+            return _POOL.run("paper", p, g, timeout)
+        except RecursionError:
+            return False
+
+    p, g = _normalise_verify(pred_s), _normalise_verify(gold_s)
+    if not p or not g:
+        return False
+    if p == g:
+        return True
+    cp, cg = _as_choice(p), _as_choice(g)
+    if cp is not None and cg is not None:
+        return cp == cg
+    fp, fg = _to_float(p), _to_float(g)
+    if fp is not None and fg is not None:
+        if fp == fg:
+            return True
+        if _INTEGER_RE.fullmatch(_drop_thousands(p)) and _INTEGER_RE.fullmatch(_drop_thousands(g)):
+            return False  # two different integers
+    return _POOL.run("verify", p, g, timeout)
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    """Outcome of grading one generation.
+
+    Attributes:
+        extracted: Answer extracted from the generation (None if none was found).
+        gold: The gold answer it was compared with.
+        correct: Whether ``extracted`` is equivalent to ``gold``.
+        mode: The grader used (``"verify"`` or ``"paper"``).
+    """
+
+    extracted: str | None
+    gold: str
+    correct: bool
+    mode: str
+
+
+def grade(
+    text: str,
+    gold: str | int | float,
+    *,
+    mode: Mode = "verify",
+    timeout: float = DEFAULT_TIMEOUT,
+) -> GradeResult:
+    """Extract the final answer from a generation and compare it with the gold answer.
+
+    Args:
+        text: The model generation.
+        gold: The gold answer (e.g. ``gold_gsm8k(row["answer"])`` or ``row["answer"]``).
+        mode: ``"verify"`` or ``"paper"``, see :func:`is_equivalent`.
+        timeout: Per-item time bound for the symbolic check, in seconds.
+
+    Returns:
+        A :class:`GradeResult`.
+    """
+    extracted = extract_answer(text)
+    gold_s = _as_text(gold, "gold")
+    correct = extracted is not None and is_equivalent(extracted, gold_s, mode=mode, timeout=timeout)
+    return GradeResult(extracted=extracted, gold=str(gold_s), correct=bool(correct), mode=mode)
+
+
+def agreement(
+    pairs: Iterable[tuple[str | None, str]],
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> dict[str, Any]:
+    """Compare the ``"verify"`` and ``"paper"`` graders on (pred, gold) answer pairs.
+
+    Args:
+        pairs: Iterable of ``(pred, gold)`` answer strings.
+        timeout: Per-comparison time bound, in seconds.
+
+    Returns:
+        A dict with ``n``, ``agree`` (count), ``rate`` (agree / n, NaN if n == 0),
+        ``verify_true`` and ``paper_true`` (counts judged equivalent) and
+        ``disagreements``: a list of ``{"pred", "gold", "verify", "paper"}`` dicts.
+    """
+    n = agree = v_true = p_true = 0
+    disagreements: list[dict[str, Any]] = []
+    for pred, gold in pairs:
+        v = is_equivalent(pred, gold, mode="verify", timeout=timeout)
+        p = is_equivalent(pred, gold, mode="paper", timeout=timeout)
+        n += 1
+        v_true += v
+        p_true += p
+        if v == p:
+            agree += 1
+        else:
+            disagreements.append({"pred": pred, "gold": gold, "verify": v, "paper": p})
+    return {
+        "n": n,
+        "agree": agree,
+        "rate": agree / n if n else float("nan"),
+        "verify_true": v_true,
+        "paper_true": p_true,
+        "disagreements": disagreements,
+    }

@@ -1,0 +1,153 @@
+"""Representation Recycling (paper §7, Fig. 6): run block ℓ* twice when a thinking token comes up.
+
+Per decoding step (a plug-in of :func:`mipeaks.generation.generate`):
+
+1. The regular pass runs; a hook on ``blocks.{ℓ*}.hook_resid_post`` saves the block's output at
+   the last position.
+2. If the greedy candidate is a trigger id and a seeded coin with probability ``p`` says so,
+   the core recomputes the step with a hook on ``blocks.{ℓ*}.hook_resid_pre`` that replaces the
+   block's input at the last position by the saved output: ``h' = TF_ℓ*(TF_ℓ*(h))``. Every
+   later block continues from ``h'``.
+3. The emitted token is the argmax of the recomputed pass (it may differ from the candidate).
+
+Differences from the official ``RR_model.RecursiveThinkingModel.generate``:
+
+* ``p=0.5`` reproduces its ``random.random() < 0.5``; ``p=1`` follows the paper's text.
+* Its coin is one global stream seeded once per run, so a problem's coins depend on every
+  problem before it. Here each generation row restarts ``random.Random(seed)``: a problem's
+  result depends only on itself (resumable, order- and batch-independent).
+* It re-runs the step on the same ``DynamicCache`` object, so the recycled position ends up
+  with **two** KV entries (both passes') and the sequence grows by one extra cache slot per
+  recycle. The core crops the cache before recomputing, so each position keeps exactly **one**
+  entry: the recycled pass's.
+
+Only TransformerLens hook names are used, so any architecture :func:`~mipeaks.models.load_model`
+supports works.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Bool, Int
+
+from .generation import Hook, Intervention, Step
+from .models import LoadedModel
+from .suppression import word_ids
+
+__all__ = ["PAPER_RR", "PAPER_RR_WORDS", "Recycle", "RecycleConfig"]
+
+#: The official run's trigger set: the first 10 alphabetic words of the R1-Llama-8B jsonl.
+PAPER_RR_WORDS: tuple[str, ...] = ("So", "Let", "Hmm", "I", "The", "Okay", "That", "First", "Now", "Wait")
+
+#: Paper/official settings per model (``run_RR.sh``; ℓ* is 0-based). R1-Qwen-7B's ℓ* is not published.
+PAPER_RR: dict[str, dict[str, Any]] = {
+    "deepseek-ai/DeepSeek-R1-Distill-Llama-8B": dict(
+        layer=23, words=PAPER_RR_WORDS, p=0.5, seed=0, max_new_tokens=16000, dataset="aime24",
+    ),
+}
+
+
+class Recycle(Intervention):
+    """Representation Recycling as a plug-in of :func:`~mipeaks.generation.generate`.
+
+    Args:
+        layer: ℓ*, the block run twice (0-based).
+        trigger_ids: ids whose appearance as the greedy candidate triggers a recycle.
+        p: probability of recycling on a trigger (0.5: official code; 1: the paper's text).
+        seed: seed of each row's coin.
+
+    Attributes:
+        triggers: per row of the last generation, how many steps had a trigger candidate.
+        recycles: per row, how many steps were recomputed.
+    """
+
+    def __init__(self, layer: int, trigger_ids: Iterable[int], p: float = 0.5, seed: int = 0):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"p must be in [0, 1], got {p}")
+        self.layer, self.p, self.seed = int(layer), float(p), int(seed)
+        self.trigger_ids = tuple(sorted({int(i) for i in trigger_ids}))
+        self._saved: torch.Tensor | None = None
+        self.triggers: list[int] = []
+        self.recycles: list[int] = []
+
+    def start(self, batch_size: int) -> None:
+        """Reset counters and give every row a fresh coin."""
+        self._coins = [random.Random(self.seed) for _ in range(batch_size)]
+        self.triggers, self.recycles = [0] * batch_size, [0] * batch_size
+        self._saved = None
+
+    def hooks(self, model: LoadedModel) -> list[Hook]:
+        """Save the last-position output of block ℓ* on every pass."""
+
+        def extract(resid: torch.Tensor, *, hook: Any) -> torch.Tensor:
+            self._saved = resid[:, -1].detach().clone()
+            return resid
+
+        return [(f"blocks.{model.resolve_layer(self.layer)}.hook_resid_post", extract)]
+
+    def redo(self, step: Step, candidate: Int[torch.Tensor, "B"]) -> Bool[torch.Tensor, "B"] | None:
+        """Rows whose candidate is a trigger and whose coin comes up (the coin is drawn only then)."""
+        if not self.trigger_ids:
+            return None
+        hit = step.active & torch.isin(candidate, torch.tensor(self.trigger_ids, device=candidate.device))
+        rows = torch.zeros_like(hit)
+        for r in hit.nonzero().flatten().tolist():
+            self.triggers[r] += 1
+            if self._coins[r].random() < self.p:
+                rows[r] = True
+                self.recycles[r] += 1
+        return rows
+
+    def redo_hooks(self, step: Step, rows: Bool[torch.Tensor, "B"]) -> list[Hook]:
+        """Feed block ℓ*'s saved output back as its input at the last position of ``rows``."""
+        saved = self._saved
+        if saved is None:
+            raise RuntimeError("Recycle.redo_hooks called before the regular pass saved a state")
+
+        def inject(resid: torch.Tensor, *, hook: Any) -> torch.Tensor:
+            resid = resid.clone()
+            resid[rows, -1] = saved[rows].to(resid.dtype)
+            return resid
+
+        return [(f"blocks.{step.model.resolve_layer(self.layer)}.hook_resid_pre", inject)]
+
+    @property
+    def stats(self) -> dict[str, list[int]]:
+        """``{"triggers": [...], "recycles": [...]}`` per row of the last generation."""
+        return {"triggers": list(self.triggers), "recycles": list(self.recycles)}
+
+
+@dataclass(frozen=True)
+class RecycleConfig:
+    """Parameters of a Representation Recycling run.
+
+    Attributes:
+        layer: ℓ* (0-based; negative counts from the end).
+        words: trigger words, every same-case whitespace variant (the official jsonl's ids).
+        ids: extra explicit trigger ids.
+        p: recycling probability per trigger (0.5: official code, 1: paper's text).
+        seed: coin seed.
+    """
+
+    layer: int
+    words: tuple[str, ...] = PAPER_RR_WORDS
+    ids: tuple[int, ...] = ()
+    p: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.words, str):
+            raise ValueError("words must be a list of words, not one string")
+        object.__setattr__(self, "words", tuple(self.words))
+        object.__setattr__(self, "ids", tuple(int(i) for i in self.ids))
+
+    def build(self, model: LoadedModel) -> Recycle:
+        """The :class:`Recycle` plug-in for ``model`` (checks the layer)."""
+        layer = model.resolve_layer(self.layer)
+        ids = word_ids(model.tokenizer, self.words, case_sensitive=True) if self.words else []
+        return Recycle(layer, [*ids, *self.ids], p=self.p, seed=self.seed)

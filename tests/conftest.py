@@ -1,0 +1,67 @@
+"""Shared fixtures: the embedded model, tiny random models built from a config, the shared data."""
+
+from __future__ import annotations
+
+import gc
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+
+from mipeaks.models import EMBEDDED_MODEL, cache_dir, load_model, wrap_model
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_free():
+    torch.manual_seed(0)
+    yield
+    gc.collect()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The read-only benchmark copies beside the checkout (tests and CI only)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared benchmark copies not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    """The embedded SmolLM2-135M-Instruct, float32 on CPU (converted once into the user cache)."""
+    return load_model(EMBEDDED_MODEL)
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(embedded) -> Path:
+    """A tokenizer saved on disk (the bridge cannot take one that exists only in memory)."""
+    return cache_dir() / "models" / EMBEDDED_MODEL
+
+
+TINY_ARCHS = ("llama", "qwen2", "qwen3")
+
+
+def build_tiny(arch: str, tokenizer_dir: Path, *, n_layers: int = 3, seed: int = 0):
+    """A tiny random causal LM of the given architecture, wrapped in a TransformerBridge."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Qwen2Config, Qwen3Config
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    common = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=n_layers,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                  bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
+    config = {"llama": LlamaConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}[arch](**common)
+    torch.manual_seed(seed)
+    hf = AutoModelForCausalLM.from_config(config).float().eval()
+    return wrap_model(hf, tok, name=f"tiny-{arch}", source="random init from config")
+
+
+@pytest.fixture(scope="session", params=TINY_ARCHS)
+def tiny(request, tokenizer_dir):
+    """A tiny random Llama / Qwen2 / Qwen3 model (parametrised)."""
+    return build_tiny(request.param, tokenizer_dir)

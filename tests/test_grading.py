@@ -1,0 +1,367 @@
+"""Tests for mipeaks.grading: extraction, both equivalence modes, safety, time bounds."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from mipeaks import grading
+from mipeaks.grading import (
+    GradeResult,
+    agreement,
+    extract_answer,
+    gold_gsm8k,
+    grade,
+    is_equivalent,
+    last_boxed,
+    strip_string,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MODES = ("verify", "paper")
+
+
+def _rows(name: str) -> list[dict]:
+    path = DATA / name
+    if not path.is_file():
+        pytest.skip(f"shared benchmark copy {path} not found (expected at ../shared/data from the repo root)")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------- #
+# Extraction
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (r"so the result is \boxed{\frac{1}{2}}.", r"\frac{1}{2}"),
+        (r"nested \boxed{\frac{\sqrt{2}}{2}} here", r"\frac{\sqrt{2}}{2}"),
+        (r"first \boxed{3}, then corrected: \boxed{4}", "4"),
+        (r"\fbox{7} is it", "7"),
+        (r"we get $\boxed 5$", "5"),
+        (r"set \boxed{\{1,2\}}", r"\{1,2\}"),
+        (r"ok \boxed{3} but truncated \boxed{\frac{1}{2", "3"),
+        (r"\boxed{12} and later The answer is 13.", "12"),  # a box beats the phrase
+        ("Thinking... The answer is 42.", "42"),
+        ("so the final answer is: 17", "17"),
+        (r"The answer is $\frac{3}{4}$. I hope it is correct.", r"\frac{3}{4}"),
+        ("The answer is 3.5. Next question", "3.5"),
+        ("There were 3 apples and 1,234 pears", "1234"),
+        ("the temperature fell to -7 today", "-7"),
+        ("it is .5 of it", ".5"),
+        ("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 72", "72"),
+        ("no digits at all", None),
+        ("", None),
+    ],
+)
+def test_extract_answer(text: str, expected: str | None) -> None:
+    assert extract_answer(text) == expected
+
+
+def test_extract_answer_rejects_non_string() -> None:
+    with pytest.raises(TypeError):
+        extract_answer(None)  # type: ignore[arg-type]
+
+
+def test_last_boxed_and_gold_gsm8k() -> None:
+    assert last_boxed(r"\boxed{1} \boxed{}") == "1"  # empty box is skipped
+    assert last_boxed("nothing") is None
+    assert gold_gsm8k("He pays 2*500 = 1,000 dollars.\n#### 1,000") == "1000"
+    with pytest.raises(ValueError, match="####"):
+        gold_gsm8k("no marker here")
+
+
+# --------------------------------------------------------------------------- #
+# Equivalence
+# --------------------------------------------------------------------------- #
+
+EQUIVALENT = [
+    (r"\frac{1}{2}", "0.5"),
+    ("0.5", r"\frac{1}{2}"),
+    ("(1,2)", "(1, 2)"),
+    ("[0,1)", "[0, 1)"),
+    (r"2\sqrt{2}", r"\sqrt{8}"),
+    (r"50\%", "50"),
+    ("50", r"50\%"),
+    ("025", "25"),
+    ("25", "025"),
+    ("1,000", "1000"),
+    ("1000", "1,000"),
+    (r"\dfrac{1}{2}", r"\frac{1}{2}"),
+    (r"\tfrac{3}{4}", "3/4"),
+    (r"5\text{ cm}", "5"),
+    ("5", r"5\text{ cm}"),
+    (r"90^\circ", "90"),
+    ("x = 5", "5"),
+    ("(A)", "A"),
+    ("A", "(A)"),
+    (r"\text{(B)}", "B"),
+    ("x^2+2x+1", "(x+1)^2"),
+    (r"\$18", "18"),
+]
+
+NOT_EQUIVALENT = [
+    ("1", "2"),
+    (r"\frac{1}{2}", r"\frac{1}{3}"),
+    ("(1,2)", "(2,1)"),
+    ("[0,1)", "(0,1)"),
+    ("(0,1)", "[0,1)"),
+    ("(x+1)^2", "(x+1)^3"),
+    ("A", "B"),
+    ("357", "3, 5, 7"),
+    (r"\sqrt{2}", "2"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("pred", "gold"), EQUIVALENT)
+def test_equivalent(pred: str, gold: str, mode: str) -> None:
+    assert is_equivalent(pred, gold, mode=mode) is True
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("pred", "gold"), NOT_EQUIVALENT)
+def test_not_equivalent(pred: str, gold: str, mode: str) -> None:
+    assert is_equivalent(pred, gold, mode=mode) is False
+
+
+def test_paper_mode_keeps_harness_numeric_tolerance() -> None:
+    # The harness accepts rel_tol 1e-4 and x100 / x0.01 (percentages); verify does not.
+    assert is_equivalent("70001", "70000", mode="paper") is True
+    assert is_equivalent("70001", "70000", mode="verify") is False
+    assert is_equivalent("8", "800", mode="paper") is True
+    assert is_equivalent("8", "800", mode="verify") is False
+
+
+def test_strip_string_steps() -> None:
+    assert strip_string(r"\dfrac12") == r"\frac{1}{2}"
+    assert strip_string(r"\left( 3, \frac{\pi}{2} \right)") == r"(3,\frac{\pi}{2})"
+    assert strip_string(r"10\text{ inches}") == "10"
+    assert strip_string(r"30^\circ") == "30"
+    assert strip_string(r"\$5.00") == "5"
+    assert strip_string("k = 7") == "7"
+    assert strip_string(".5") == "0.5"
+    assert strip_string("3/4") == r"\frac{3}{4}"
+    assert strip_string(r"\sqrt3") == r"\sqrt{3}"
+    assert strip_string("five") == "5"
+    assert strip_string("007") == "7"
+    assert strip_string(r"\sec x") == r"\secx"  # LaTeX commands are not unit words
+
+
+def test_argument_validation() -> None:
+    assert is_equivalent(None, "1") is False
+    assert is_equivalent(3, "3") is True
+    with pytest.raises(ValueError, match="mode"):
+        is_equivalent("1", "1", mode="exact")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout"):
+        is_equivalent("1", "1", timeout=0)
+    with pytest.raises(TypeError):
+        is_equivalent(["1"], "1")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_grade(mode: str) -> None:
+    res = grade(r"Thus the area is \boxed{\dfrac{9}{2}}.", "4.5", mode=mode)
+    assert res == GradeResult(extracted=r"\dfrac{9}{2}", gold="4.5", correct=True, mode=mode)
+    assert grade("I give up.", "4", mode=mode).correct is False
+    assert grade("I give up.", "4", mode=mode).extracted is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.correct = False  # type: ignore[misc]
+
+
+def test_agreement_summary() -> None:
+    out = agreement([("0.5", r"\frac{1}{2}"), ("70001", "70000"), ("1", "2")])
+    assert out["n"] == 3 and out["agree"] == 2
+    assert out["rate"] == pytest.approx(2 / 3)
+    assert out["disagreements"] == [{"pred": "70001", "gold": "70000", "verify": False, "paper": True}]
+
+
+# --------------------------------------------------------------------------- #
+# Safety: nothing is evaluated as code
+# --------------------------------------------------------------------------- #
+
+
+def _injections(marker: Path) -> list[str]:
+    cmd = f"touch {marker}"
+    return [
+        f"__import__('os').system('{cmd}')",
+        f'__import__("os").system("{cmd}")',
+        f"eval(\"__import__('os').system('{cmd}')\")",
+        f"exec(\"import os; os.system('{cmd}')\")",
+        f"(lambda: __import__('os').system('{cmd}'))()",
+        f"().__class__.__base__.__subclasses__() or __import__('os').system('{cmd}')",
+        f"1 + __import__('os').system('{cmd}')",
+    ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_injection_strings_are_not_executed(tmp_path: Path, mode: str) -> None:
+    marker = tmp_path / "pwned_mipeaks"
+    for s in _injections(marker):
+        assert is_equivalent(s, "0", mode=mode) is False
+        assert is_equivalent("42", s, mode=mode) is False
+        assert grade(rf"so \boxed{{{s}}}", "42", mode=mode).correct is False
+        assert grade(f"The answer is {s}", "0", mode=mode).correct is False
+    assert not marker.exists()
+
+
+def test_sympy_eval_never_sees_model_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run the worker-side checks in-process and record everything sympy would eval."""
+    from sympy.parsing import sympy_parser
+
+    seen: list[str] = []
+    real_eval_expr = sympy_parser.eval_expr
+
+    def recording_eval_expr(code, local_dict, global_dict):  # noqa: ANN001, ANN202
+        seen.append(str(code))
+        return real_eval_expr(code, local_dict, global_dict)
+
+    monkeypatch.setattr(sympy_parser, "eval_expr", recording_eval_expr)
+    import sympy
+
+    sympy.sympify("1+1")  # control: the hook does see sympify(str)
+    assert seen, "eval hook is not effective"
+    seen.clear()
+
+    for s in _injections(Path("/nonexistent/pwned")):
+        assert grading._verify_full(grading._normalise_verify(s), "42") is False
+        assert grading._paper_full(strip_string(s), "42") is False
+    assert grading._verify_full("1/2", "0.5") is True  # plain arithmetic may go through parse_expr
+    bad = [c for c in seen if re.search(r"import|system|eval|exec|lambda|class|os", c)]
+    assert not bad, bad
+
+
+# --------------------------------------------------------------------------- #
+# Threads and time bounds
+# --------------------------------------------------------------------------- #
+
+
+def test_works_from_non_main_thread() -> None:
+    results: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            results["verify"] = is_equivalent(r"\frac{1}{2}", "0.5", mode="verify")
+            results["paper"] = is_equivalent(r"2\sqrt{2}", r"\sqrt{8}", mode="paper")
+            results["slow"] = is_equivalent("10^{10^{10^{10}}}", "1", timeout=1.0)
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            results["error"] = exc
+
+    t = threading.Thread(target=target)
+    t.start()
+    t.join(120)
+    assert not t.is_alive()
+    assert results == {"verify": True, "paper": True, "slow": False}
+
+
+def test_concurrent_threads() -> None:
+    cases = [(r"\frac{1}{2}", "0.5", True), ("(1,2)", "(2,1)", False), (r"2\sqrt{2}", r"\sqrt{8}", True)]
+    out: list[bool] = []
+    lock = threading.Lock()
+
+    def target(mode: str) -> None:
+        for pred, gold, expected in cases:
+            r = is_equivalent(pred, gold, mode=mode) == expected
+            with lock:
+                out.append(r)
+
+    threads = [threading.Thread(target=target, args=(m,)) for m in MODES * 3]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(out) == len(cases) * len(threads) and all(out)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "pred",
+    [
+        "10^{10^{10^{10}}}",
+        "9^{9^{9^{9}}}",
+        "+".join(["x"] * 1500),
+        "(" * 1500 + "2" + ")" * 1500,
+        "1" * 50_000,
+    ],
+    ids=["tower10", "tower9", "long-sum", "deep-parens", "huge-number"],
+)
+def test_pathological_inputs_return(pred: str, mode: str) -> None:
+    # Must come back (bounded by the timeout) with a bool, not hang or raise.
+    assert is_equivalent(pred, "1", mode=mode, timeout=1.0) is False
+    # ... and the worker pool keeps working afterwards.
+    assert is_equivalent(r"\frac{1}{2}", "0.5", mode=mode) is True
+
+
+def _in_daemon(q: multiprocessing.Queue) -> None:  # pragma: no cover - runs in a child
+    q.put((is_equivalent(r"\frac{1}{2}", "0.5"), is_equivalent("1", "2", mode="paper")))
+
+
+def test_falls_back_to_threads_inside_daemon_process() -> None:
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_in_daemon, args=(q,), daemon=True)
+    p.start()
+    try:
+        assert q.get(timeout=120) == (True, False)
+    finally:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+
+
+# --------------------------------------------------------------------------- #
+# Real benchmark gold answers (shared copies)
+# --------------------------------------------------------------------------- #
+
+
+def test_math500_answer_field_matches_solution_box() -> None:
+    rows = _rows("math500.jsonl")
+    assert len(rows) == 500
+    failures = [
+        (r["id"], r["answer"], last_boxed(r["solution"]))
+        for r in rows
+        if not is_equivalent(last_boxed(r["solution"]), r["answer"], mode="verify")
+    ]
+    rate = 1 - len(failures) / len(rows)
+    print(f"math500: answer == last box of solution for {rate:.4f} of items; failures: {failures}")
+    assert rate >= 0.97, failures
+
+
+def test_math500_distinct_answers_not_equivalent() -> None:
+    # Non-trivial check of the sympy path: neighbouring items' (different) answers.
+    rows = _rows("math500.jsonl")[:80]
+    answers = [r["answer"] for r in rows]
+    pairs = [(a, b) for a, b in zip(answers, answers[1:]) if re.sub(r"\s", "", a) != re.sub(r"\s", "", b)]
+    false_pos = [(a, b) for a, b in pairs if is_equivalent(a, b, mode="verify")]
+    assert len(false_pos) <= 1, false_pos
+
+
+def test_gsm8k_gold_answers_are_integers() -> None:
+    rows = _rows("gsm8k_test.jsonl")
+    assert len(rows) == 1319
+    golds = [gold_gsm8k(r["answer"]) for r in rows]
+    assert all(re.fullmatch(r"-?\d+", g) for g in golds), [g for g in golds if not re.fullmatch(r"-?\d+", g)]
+    assert [extract_answer(r["answer"]) for r in rows] == golds
+    assert all(is_equivalent(f"{int(g):,}", g, mode=m) for g in golds[:50] for m in MODES)
+
+
+def test_aime24_answers_extracted() -> None:
+    rows = _rows("aime24.jsonl")
+    assert len(rows) == 30
+    for r in rows:
+        ans = str(r["answer"])
+        assert re.fullmatch(r"\d{3}", ans) and 0 <= int(ans) <= 999
+        for mode in MODES:
+            assert is_equivalent(str(int(ans)), ans, mode=mode)
+            assert grade(rf"so the answer is $\boxed{{{int(ans)}}}$.", ans, mode=mode).correct
+    boxed = [(r["answer"], last_boxed(r["solution"])) for r in rows if last_boxed(r["solution"])]
+    assert len(boxed) >= 25
+    assert all(is_equivalent(b, a, mode="verify") for a, b in boxed), boxed
