@@ -6,7 +6,8 @@ method against a dense float64 evaluation of the same formula.
 
 Usage:
     .venv/bin/python benchmarks/bench_mi.py                      # d=4096, T=512, 3 dense steps
-    .venv/bin/python benchmarks/bench_mi.py --d 1024 --T 64 --dense-steps 2 --json runs/bench_mi.json
+    .venv/bin/python benchmarks/bench_mi.py --d 1024 --T 64 --dense-steps 2 \
+        --json runs/bench_mi.json
 """
 
 from __future__ import annotations
@@ -86,8 +87,12 @@ def main(argv: list[str] | None = None) -> dict:
     np.random.seed(args.seed)
 
     states, gold, desc = synthetic_trajectory(args.d, args.T, args.seed)
-    steps = np.unique(np.linspace(0, args.T - 1, max(1, min(args.dense_steps, args.T))).round().astype(int))
-    print(f"d={args.d} T={args.T} dense steps={steps.tolist()} seed={args.seed}; torch threads={torch.get_num_threads()}")
+    n_dense = max(1, min(args.dense_steps, args.T))
+    steps = np.unique(np.linspace(0, args.T - 1, n_dense).round().astype(int))
+    print(
+        f"d={args.d} T={args.T} dense steps={steps.tolist()} seed={args.seed}; "
+        f"torch threads={torch.get_num_threads()}"
+    )
     print("synthetic data:", json.dumps(desc))
 
     # fast: the whole trajectory (including the gold-side factorisation)
@@ -141,7 +146,10 @@ def main(argv: list[str] | None = None) -> dict:
     for name, n, t, e in rows:
         print(f"| {name} | {n} | {t * 1e3:.3f} | {t_dense32 / t:,.0f}x | {e:.2e} |")
     print()
-    print(f"speed-up fast vs original: {t_dense32 / t_fast:,.0f}x; vs dense float32 with cached gold: {t_dense32c / t_fast:,.0f}x")
+    print(
+        f"speed-up fast vs original: {t_dense32 / t_fast:,.0f}x; "
+        f"vs dense float32 with cached gold: {t_dense32c / t_fast:,.0f}x"
+    )
     print(f"max rel. error fast vs float64 dense: {err_fast:.2e} (target <= 1e-6)")
     print(f"max rel. error original float32 vs float64 dense: {err_32:.2e}")
     print(f"kernel ranks at tol={mi.DEFAULT_TOL:g}: gold {gold_rank}, states min/median/max "
@@ -167,7 +175,12 @@ def main(argv: list[str] | None = None) -> dict:
         "max_rel_err_fast_vs_float64": err_fast,
         "max_rel_err_float32_vs_float64": err_32,
         "values": {"fast": fast[steps].tolist(), "float32": dense32, "float64": dense64},
-        "ranks": {"gold": gold_rank, "min": min(ranks), "median": float(np.median(ranks)), "max": max(ranks)},
+        "ranks": {
+            "gold": gold_rank,
+            "min": min(ranks),
+            "median": float(np.median(ranks)),
+            "max": max(ranks),
+        },
         "machine": {
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),

@@ -236,7 +236,9 @@ def generate(
                 for plugin in interventions:
                     redo = plugin.redo(step, candidate)
                     if redo is not None and bool((redo & active).any()):
-                        cache.crop(past)  # one KV entry per position: drop the first pass's
+                        # One KV entry per position: drop the first pass's. (transformers 5 crops
+                        # by a negative count; a positive argument raises, and crop(0) is a no-op.)
+                        cache.crop(past - cache.get_seq_length())
                         candidate = choose(step, forward(plugin.redo_hooks(step, redo & active)))
                 capture.commit()
                 token = torch.where(active, candidate, torch.full_like(candidate, pad_id))

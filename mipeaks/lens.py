@@ -277,7 +277,8 @@ def word_variant_ids(tokenizer: Any, word: str, *, case_sensitive: bool = True) 
 
 def _unwrap(module: Any) -> Any:
     """The wrapped HF module of a TransformerLens bridge component (hooks bypassed), else itself."""
-    return getattr(module, "original_component", None) or module
+    inner = getattr(module, "original_component", None)
+    return module if inner is None else inner
 
 
 def _lens_modules(model: Any) -> tuple[Any, Any]:

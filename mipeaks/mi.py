@@ -28,6 +28,14 @@ Estimators (the samples are the ``d`` coordinates, ``K`` a Gaussian kernel
   in ``O(d r^2)`` rather than ``O(d^3)``. :func:`hsic_paper_dense` is the
   original dense method: two ``d x d`` inverses in torch, float32 as in the
   original code.
+  Because ``H^2 = H``, centring on the right only gives the same trace as
+  centring on both sides: ``tr(R_x R_y) = tr(S_x S_y)`` with
+  ``S = K~ (K~ + eps d I)^{-1}`` and ``K~ = H K H``. ``S`` is symmetric with
+  eigenvalues ``lambda / (lambda + eps d)`` in ``[0, 1)``, a soft projection
+  onto the kernel's leading centred components. So the statistic is the
+  normalised ("NOCCO") HSIC, a kernel-CCA-like overlap of two such soft
+  projections, with ``0 <= MI < min(tr S_x, tr S_y)``. Each trace is
+  bounded by the number of centred kernel eigenvalues above ``~eps d``.
 * ``hsic_text`` (paper text): the biased empirical HSIC
   ``tr(K_x H K_y H) / (d - 1)^2``, with ``sigma`` chosen from a grid (see
   :func:`hsic_text`).
@@ -862,7 +870,12 @@ def cross_sample_trajectory(
                 centre = (b + 0.5) / n_bins * s.shape[0] - 0.5
                 xs.append(s[idx[np.argmin(np.abs(idx - centre))]])
             keep.append(i)
-        row: dict[str, Any] = {"bin": b, "rel_start": b / n_bins, "rel_end": (b + 1) / n_bins, "n": len(keep)}
+        row: dict[str, Any] = {
+            "bin": b,
+            "rel_start": b / n_bins,
+            "rel_end": (b + 1) / n_bins,
+            "n": len(keep),
+        }
         if len(keep) >= max(min_problems, 2):
             r = cross_sample_hsic(
                 np.stack(xs),
@@ -872,7 +885,9 @@ def cross_sample_trajectory(
                 n_permutations=n_permutations,
                 seed=seed + b,
             )
-            row.update(statistic=r.statistic, p_value=r.p_value, null_mean=r.null_mean, null_std=r.null_std)
+            row.update(
+                statistic=r.statistic, p_value=r.p_value, null_mean=r.null_mean, null_std=r.null_std
+            )
         else:
             row.update(statistic=np.nan, p_value=np.nan, null_mean=np.nan, null_std=np.nan)
         rows.append(row)
