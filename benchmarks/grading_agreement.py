@@ -8,7 +8,9 @@ answer pairs with a known expected verdict:
 * equivalent rewrites of the gold answer: ``$..$``, ``\\text{}`` and unit wrappers,
   leading zeros, thousands separators, ``N.0``, ``x = N``, decimal <-> fraction,
   ``a/b`` and ``\\dfrac``, tuple spacing;
-* wrong answers: gold + 1, a reversed tuple, and another item's (different) answer.
+* symbolic rewrites of non-numeric answers: ``\\left(g\\right)``, ``b+a`` for ``a+b``;
+* wrong answers: gold + 1, ``-(g)``, a reversed tuple, and another item's (different)
+  answer.
 
 It grades every pair in both modes and prints, per dataset and per rewrite kind, how
 often the modes agree and how often each matches the expected verdict, followed by a
@@ -84,6 +86,36 @@ def _tuple_parts(gold: str) -> list[str] | None:
     return parts if len(parts) >= 2 else None
 
 
+def _balanced(s: str) -> bool:
+    depth = 0
+    for c in s:
+        depth += {"{": 1, "(": 1, "[": 1, "}": -1, ")": -1, "]": -1}.get(c, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def _is_symbolic(g: str) -> bool:
+    """A single non-numeric expression (no lists, relations, text, matrices, +-)."""
+    if re.fullmatch(r"[-\d.\s]+", g) or len(g) < 2 or not _balanced(g):
+        return False
+    banned = (",", "=", "<", ">", "\\text", "\\mbox", "\\begin", "\\le", "\\ge", "\\pm", "\\cup", "\\infty", "\\%", "^\\circ", ":")
+    return not any(b in g for b in banned) and g[0] not in "([" and any(c.isalpha() or c == "\\" for c in g)
+
+
+def _top_level_sum(g: str) -> tuple[str, str] | None:
+    """``(a, b)`` if ``g`` is ``a+b`` with exactly one top-level sign, a plus."""
+    depth, signs = 0, []
+    for i, c in enumerate(g):
+        depth += {"{": 1, "(": 1, "[": 1, "}": -1, ")": -1, "]": -1}.get(c, 0)
+        if depth == 0 and c in "+-" and i > 0:
+            signs.append(i)
+    if len(signs) != 1 or g[signs[0]] != "+":
+        return None
+    a, b = g[: signs[0]].strip(), g[signs[0] + 1 :].strip()
+    return (a, b) if a and b and not a.startswith("-") else None
+
+
 def variants(gold: str) -> Iterator[tuple[str, str, bool]]:
     """Equivalent rewrites and wrong answers for one gold answer.
 
@@ -123,12 +155,25 @@ def variants(gold: str) -> Iterator[tuple[str, str, bool]]:
             yield "dfrac", f"{sign}\\dfrac{{{a}}}{{{b}}}", True
             plus = fr + 1
             yield "plus_one", f"\\frac{{{plus.numerator}}}{{{plus.denominator}}}", False
+        if _is_symbolic(g):
+            yield "parenthesised", f"\\left({g}\\right)", True
+            yield "negated", f"-\\left({g}\\right)", False
+            terms = _top_level_sum(g)
+            if terms is not None:
+                yield "commuted_sum", f"{terms[1]}+{terms[0]}", True
         parts = _tuple_parts(g)
         if parts:
             yield "tuple_spacing", "(" + ", ".join(parts) + ")", True
             rev = list(reversed(parts))
             if rev != parts:
                 yield "tuple_reversed", "(" + ",".join(rev) + ")", False
+
+
+def _loose_key(answer: str) -> str:
+    """Text key under which two answers are trivially the same (labels only)."""
+    key = re.sub(r"\s|\$|\\left|\\right|\\!", "", answer)
+    key = re.sub(r"^[A-Za-z]=", "", key)
+    return key.replace("\\dfrac", "\\frac").lstrip("0")
 
 
 def build_pairs(name: str, rows: list[dict[str, Any]]) -> list[Pair]:
@@ -156,7 +201,7 @@ def build_pairs(name: str, rows: list[dict[str, Any]]) -> list[Pair]:
         # Another item's answer, skipping ones that are merely rewrites of this one.
         for step in range(1, len(golds)):
             other = golds[(i + step) % len(golds)]
-            if re.sub(r"\s", "", other).lstrip("0") != re.sub(r"\s", "", gold).lstrip("0"):
+            if _loose_key(other) != _loose_key(gold):
                 pairs.append(("other_item", other, gold, False))
                 break
     return pairs

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .grading import last_boxed
+
 __all__ = [
     "DATASETS",
     "PROMPT_STYLES",
@@ -81,19 +83,6 @@ class Problem:
     answer: str
     dataset: str = ""
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last brace-balanced ``\\boxed{...}`` or ``\\fbox{...}`` in ``text``, or None."""
-    best = None
-    for match in re.finditer(r"\\(?:boxed|fbox)\s*\{", text):
-        depth, start = 1, match.end()
-        for i in range(start, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            if depth == 0:
-                best = text[start:i]
-                break
-    return best
 
 
 def _gsm8k_answer(rationale: str) -> str:

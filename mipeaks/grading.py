@@ -15,8 +15,8 @@ Two graders are offered (``mode``):
 * ``"paper"``: an independent re-implementation of the harness semantics
   (:func:`strip_string` and a ``math_equal``-style cascade). Symbolic checks use
   ``latex2sympy2_extended.latex2sympy`` (an ANTLR LaTeX parser) and sympy's
-  ``simplify``/``equals``. Deliberate deviations from the harness, all of which only
-  remove false positives or avoid ``eval``:
+  ``simplify``/``equals``. Deliberate deviations from the harness (they avoid ``eval``
+  or remove false positives):
 
   - the harness's ``parse_expr`` (sympy's eval-based parser) is never used;
   - tuples/intervals are compared element-wise only when their bracket types match
@@ -37,14 +37,18 @@ Safety: model output is never passed to ``eval``/``exec``/``sympify``/``parse_ex
 in ``math_verify/parser.py``) parses LaTeX with the same ``latex2sympy``; its
 ``ExprExtractionConfig`` does call ``sympy.parsing.parse_expr`` (which ends in
 ``eval``), but only on substrings matched by its ``expr`` regex, whose character class
-is digits, ``.``, whitespace and ``+ - * x / ^ ( ) ÷``: no identifier, attribute or call
-can reach ``eval``. Plain numbers are built with ``sympy.Number(str)``.
+is digits, ``.``, whitespace and ``+ - * × / ^ ( ) ÷``: no identifier, attribute or
+call can reach ``eval`` (``tests/test_grading.py`` records every string sympy evals).
+Plain numbers are built with ``sympy.Number(str)``.
 
 Time bounds: math-verify's own timeouts use ``signal.alarm`` and fail off the main
 thread, so they are disabled (``parsing_timeout=None``, ``timeout_seconds=None``) and
-every sympy step runs in a persistent worker process that is killed and replaced when
-it overruns. Cheap checks (normalised string match, plain-number comparison) run in the
-caller. :func:`is_equivalent` is safe to call from any thread.
+every sympy step runs in a persistent worker process (``fork`` on Linux, ``spawn``
+elsewhere; up to min(4, CPUs) of them) that is killed and replaced when it overruns; an
+overrun counts as "not equivalent". Cheap checks (normalised string match, plain-number
+comparison) run in the caller. :func:`is_equivalent` is safe to call from any thread.
+Where no child process can be started (inside a daemonic process) a daemon thread is
+used instead; an overrunning thread cannot be killed and is abandoned.
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ Mode = Literal["verify", "paper"]
 MODES: tuple[str, ...] = ("verify", "paper")
 DEFAULT_TIMEOUT = 3.0
 _REL_TOL = 1e-4  # harness numeric tolerance
+_log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- #
 # Extraction
@@ -794,7 +799,9 @@ class _Pool:
             if worker is None:
                 try:
                     worker = self._start()
-                except (AssertionError, OSError, RuntimeError, ValueError):
+                except (AssertionError, OSError, RuntimeError, ValueError) as exc:
+                    # e.g. inside a daemonic process: overrunning checks then leak a thread.
+                    _log.warning("mipeaks.grading: no worker process (%s); using threads", exc)
                     self.no_processes = True
                     return _run_in_thread(kind, pred, gold, timeout)
             result = worker.call((kind, pred, gold), timeout)
@@ -922,6 +929,8 @@ def is_equivalent(
         return False
     if p == g:
         return True
+    if not (_balanced(p) and _balanced(g)):
+        return False  # math-verify would extract a fragment ("1}^{2}" -> 1)
     cp, cg = _as_choice(p), _as_choice(g)
     if cp is not None and cg is not None:
         return cp == cg
