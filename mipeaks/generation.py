@@ -17,6 +17,7 @@ masks, and computes logits for the last position only.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -215,7 +216,8 @@ def generate(
     bar = tqdm(total=max_new_tokens * batch, desc="tokens", unit="tok", disable=not progress, leave=False)
 
     def forward(extra: list[Hook]) -> torch.Tensor:
-        with model.bridge.hooks(fwd_hooks=extra):
+        # Entering bridge.hooks() costs milliseconds (it rebuilds alias maps): only for real hooks.
+        with model.bridge.hooks(fwd_hooks=extra) if extra else contextlib.nullcontext():
             out = model.hf_model(
                 input_ids=step_input, attention_mask=mask, position_ids=step_positions,
                 past_key_values=cache, use_cache=True, logits_to_keep=1,
