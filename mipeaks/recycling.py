@@ -14,8 +14,9 @@ Differences from the official ``RR_model.RecursiveThinkingModel.generate``:
 
 * ``p=0.5`` reproduces its ``random.random() < 0.5``; ``p=1`` follows the paper's text.
 * Its coin is one global stream seeded once per run, so a problem's coins depend on every
-  problem before it. Here each generation row restarts ``random.Random(seed)``: a problem's
-  result depends only on itself (resumable, order- and batch-independent).
+  problem before it. Here each row has its own coin, seeded by ``seed`` and the row's prompt
+  ids: a problem's result depends only on itself (resumable, order- and batch-independent),
+  and different problems still get different coins.
 * It re-runs the step on the same ``DynamicCache`` object, so the recycled position ends up
   with **two** KV entries (both passes') and the sequence grows by one extra cache slot per
   recycle. The core crops the cache before recomputing, so each position keeps exactly **one**
@@ -27,6 +28,7 @@ supports works.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -59,7 +61,7 @@ class Recycle(Intervention):
         layer: ℓ*, the block run twice (0-based).
         trigger_ids: ids whose appearance as the greedy candidate triggers a recycle.
         p: probability of recycling on a trigger (0.5: official code; 1: the paper's text).
-        seed: seed of each row's coin.
+        seed: seed of the coins (each row's coin also depends on its prompt).
 
     Attributes:
         triggers: per row of the last generation, how many steps had a trigger candidate.
@@ -72,14 +74,23 @@ class Recycle(Intervention):
         self.layer, self.p, self.seed = int(layer), float(p), int(seed)
         self.trigger_ids = tuple(sorted({int(i) for i in trigger_ids}))
         self._saved: torch.Tensor | None = None
+        self._triggers: torch.Tensor | None = None
         self.triggers: list[int] = []
         self.recycles: list[int] = []
 
     def start(self, batch_size: int) -> None:
-        """Reset counters and give every row a fresh coin."""
-        self._coins = [random.Random(self.seed) for _ in range(batch_size)]
+        """Reset counters (the coins are seeded at the first step, from the prompts)."""
         self.triggers, self.recycles = [0] * batch_size, [0] * batch_size
+        self._coins: list[random.Random] = []
         self._saved = None
+
+    def _seed_coins(self, step: Step) -> None:
+        """One coin per row, seeded by ``(seed, prompt ids)``; left padding is stripped first."""
+        pads = {step.model.tokenizer.pad_token_id, *step.model.eos_token_ids()}
+        for row in step.tokens.tolist():
+            start = next((i for i, t in enumerate(row) if t not in pads), len(row))
+            key = hashlib.sha256(f"{self.seed}:{row[start:]}".encode()).digest()
+            self._coins.append(random.Random(key))
 
     def hooks(self, model: LoadedModel) -> list[Hook]:
         """Save the last-position output of block ℓ* on every pass."""
@@ -94,7 +105,11 @@ class Recycle(Intervention):
         """Rows whose candidate is a trigger and whose coin comes up (the coin is drawn only then)."""
         if not self.trigger_ids:
             return None
-        hit = step.active & torch.isin(candidate, torch.tensor(self.trigger_ids, device=candidate.device))
+        if not self._coins:
+            self._seed_coins(step)
+        if self._triggers is None or self._triggers.device != candidate.device:
+            self._triggers = torch.tensor(self.trigger_ids, dtype=torch.long, device=candidate.device)
+        hit = step.active & torch.isin(candidate, self._triggers)
         rows = torch.zeros_like(hit)
         for r in hit.nonzero().flatten().tolist():
             self.triggers[r] += 1

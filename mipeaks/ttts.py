@@ -4,7 +4,8 @@
 
 1. generate normally, up to ``base_tokens``;
 2. while the total budget remains: drop the stop token, append a thinking word's ids (``" Wait"``)
-   and continue **from token ids** (the text is never re-tokenised);
+   and continue **from token ids** (the text is never re-tokenised). As in the official code the
+   word is appended whether the model stopped or was cut at ``base_tokens``;
 3. append the answer suffix ``" Final Answer within \\boxed{}:"`` and generate at most
    ``answer_tokens`` tokens, so every run ends with an answer.
 
@@ -55,7 +56,6 @@ class TTTSResult:
         segments: ``(kind, ids)`` in order; kind is ``"base"``, ``"word"``, ``"continue"``,
             ``"suffix"`` or ``"answer"``. Stop tokens that were dropped are not included.
         reasoning_tokens: tokens counted against the budget (base + words + continuations).
-        answer_ids: the answer segment (what is graded).
         continuations: how many times the thinking word was appended.
         seconds: wall time.
     """
@@ -228,6 +228,9 @@ class TTTSConfig:
     def __post_init__(self) -> None:
         if self.method not in ("ttts", "origin"):
             raise ValueError(f"method must be 'ttts' or 'origin', got {self.method!r}")
+        _check(self.total_budget, self.answer_tokens)
+        if self.base_tokens is not None and not 1 <= self.base_tokens <= self.total_budget:
+            raise ValueError(f"base_tokens must be in 1..total_budget ({self.total_budget}), got {self.base_tokens}")
 
     def run(self, model: LoadedModel, prompt_ids: Int[torch.Tensor, "L"],
             interventions: Sequence[Intervention] = ()) -> TTTSResult:

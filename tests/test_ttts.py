@@ -1,0 +1,104 @@
+"""Tests for mipeaks.ttts: budgets, the forced answer, continuation from ids, the Origin baseline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import build_tiny
+
+import mipeaks.ttts as ttts
+from mipeaks.generation import generate
+from mipeaks.ttts import ANSWER_SUFFIX, TTTSConfig, origin_generate, ttts_generate
+
+PROMPT = "Question: Tom has 3 apples and buys 4 more. How many apples does he have?\nAnswer:"
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer_dir):
+    """A tiny Llama that stops often: a token it likes to produce is made a stop token."""
+    m = build_tiny("llama", tokenizer_dir, seed=1)
+    (g,) = generate(m, PROMPT, max_new_tokens=6, stop_ids=())
+    m.hf_model.generation_config.eos_token_id = [m.tokenizer.eos_token_id, int(g.token_ids[3])]
+    return m
+
+
+@pytest.fixture()
+def prompt_ids(model) -> torch.Tensor:
+    return torch.tensor(model.tokenizer.encode(PROMPT))
+
+
+@pytest.fixture()
+def calls(monkeypatch) -> list[list[int]]:
+    """Every prompt ttts passes to generate()."""
+    seen: list[list[int]] = []
+
+    def spy(model, prompts, **kw):
+        seen.append(torch.as_tensor(prompts).tolist())
+        return generate(model, prompts, **kw)
+
+    monkeypatch.setattr(ttts, "generate", spy)
+    return seen
+
+
+def _reasoning(res) -> int:
+    return sum(len(ids) for kind, ids in res.segments if kind in ("base", "word", "continue"))
+
+
+@pytest.mark.parametrize("budget,base", [(1, None), (6, 2), (14, 3), (20, None)])
+def test_budget_never_exceeded_and_answer_forced(model, prompt_ids, budget, base) -> None:
+    res = ttts_generate(model, prompt_ids, word="Wait", base_tokens=base, total_budget=budget, answer_tokens=4)
+    assert res.reasoning_tokens == _reasoning(res) <= budget
+    kinds = [k for k, _ in res.segments]
+    assert kinds[0] == "base" and kinds[-2:] == ["suffix", "answer"]
+    assert res.segments[-2][1] == model.tokenizer.encode(ANSWER_SUFFIX, add_special_tokens=False)
+    assert 1 <= len(res.answer_ids) <= 4
+    assert "Final Answer within \\boxed{}:" in res.text(model.tokenizer)
+    assert res.graded_text(model.tokenizer) == model.tokenizer.decode(res.answer_ids, skip_special_tokens=True)
+    stops = set(model.eos_token_ids())
+    assert not stops & set(i for k, ids in res.segments if k != "answer" for i in ids)  # stop tokens dropped
+
+
+def test_thinking_word_appended_when_the_model_stops(model, prompt_ids) -> None:
+    res = ttts_generate(model, prompt_ids, word="Wait", total_budget=24, answer_tokens=2)
+    word = model.tokenizer.encode(" Wait", add_special_tokens=False)
+    assert res.continuations >= 1
+    assert [ids for k, ids in res.segments if k == "word"] == [word] * res.continuations
+    plain = origin_generate(model, prompt_ids, total_budget=24, answer_tokens=2)
+    assert plain.reasoning_tokens < res.reasoning_tokens <= 24  # the model stops early without TTTS
+
+
+def test_continuation_uses_ids(model, prompt_ids, calls) -> None:
+    res = ttts_generate(model, prompt_ids, word="Wait", base_tokens=3, total_budget=16, answer_tokens=2)
+    # each call's prompt is the prompt ids followed by every segment so far, never re-tokenised text
+    seq, expected = prompt_ids.tolist(), []
+    for kind, ids in res.segments:
+        if kind in ("base", "continue", "answer"):
+            expected.append(list(seq))
+        seq += ids
+    assert calls == expected and len(calls) == 2 + res.continuations
+
+
+def test_origin_same_budget_and_forced_answer(model, prompt_ids) -> None:
+    res = origin_generate(model, prompt_ids, total_budget=5, answer_tokens=3)
+    assert [k for k, _ in res.segments] == ["base", "suffix", "answer"]
+    assert res.reasoning_tokens <= 5 and res.continuations == 0
+    same = TTTSConfig(total_budget=5, answer_tokens=3, method="origin").run(model, prompt_ids)
+    assert same.token_ids == res.token_ids
+
+
+@pytest.mark.parametrize("tiny", ["qwen2"], indirect=True)
+def test_never_stopping_model_ttts_equals_origin(tiny) -> None:
+    m = tiny  # random weights: EOS never comes up in a few tokens
+    ids = torch.tensor(m.tokenizer.encode(PROMPT))
+    a = ttts_generate(m, ids, total_budget=6, answer_tokens=2)
+    b = origin_generate(m, ids, total_budget=6, answer_tokens=2)
+    assert a.token_ids == b.token_ids and a.continuations == 0
+
+
+def test_bad_parameters() -> None:
+    with pytest.raises(ValueError, match="base_tokens"):
+        TTTSConfig(total_budget=4, base_tokens=5)
+    with pytest.raises(ValueError, match="total_budget"):
+        TTTSConfig(total_budget=0)
+    with pytest.raises(ValueError, match="method"):
+        TTTSConfig(total_budget=4, method="wait")
