@@ -6,7 +6,7 @@ STAMP := $(VENV)/.mipeaks-installed
 export TOKENIZERS_PARALLELISM := false
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: setup test test-unit test-notebooks book book-cached reproduce benchmarks clean-book
+.PHONY: setup test test-unit test-notebooks book book-cached reproduce screenshot benchmarks clean-book
 
 setup: $(STAMP)
 
@@ -22,12 +22,31 @@ test: setup
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests $(PYTEST_ARGS)
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then $(MAKE) --no-print-directory test-notebooks; fi
 
+# nbval: re-execute the notebooks and compare the cells marked NBVAL_CHECK_OUTPUT (one: NOTEBOOKS=notebooks/05_error_bounds.ipynb).
+NOTEBOOKS ?= notebooks/*.ipynb
 test-notebooks: setup
 	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --nbval-lax \
-		--nbval-sanitize-with notebooks/sanitize.cfg notebooks/*.ipynb
+		--nbval-sanitize-with notebooks/sanitize.cfg $(NOTEBOOKS)
 
+# Execute every chapter on the embedded model and build _build/html. Execution is cached
+# (_build/.jupyter_cache): a rebuild re-executes only the chapters whose code changed.
 book: setup
-	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(VENV)/bin/jupyter-book build . --toc book/_toc.yml -W --keep-going
+	HF_HUB_OFFLINE=1 $(VENV)/bin/jupyter-book build . --toc book/_toc.yml -W --keep-going
+
+# Build _build/html from the committed notebook outputs, executing nothing (no model needed).
+book-cached: setup
+	HF_HUB_OFFLINE=1 $(PY) scripts/build_book.py --html _build/html
+
+# GPU path: every chapter with notebooks/params/$(PRESET).yaml, then a book from those results
+# (_build/presets/$(PRESET)/html). Options: REPRODUCE_ARGS="--only 05_error_bounds --keep-going".
+PRESET ?= cpu-smoke
+reproduce: setup
+	$(PY) scripts/reproduce.py $(PRESET) $(REPRODUCE_ARGS)
+
+# Headless-Chromium PNG of one built page (needs chromium; not part of CI).
+PAGE ?= _build/html/notebooks/05_error_bounds.html
+screenshot:
+	scripts/screenshot.sh $(PAGE) _build/screenshot.png
 
 benchmarks: setup
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_mi.py

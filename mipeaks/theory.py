@@ -27,6 +27,7 @@ outputs: ``"e"`` (nats, default) or a positive number != 1 (``2`` for bits).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -36,6 +37,7 @@ from jaxtyping import Float
 from scipy.optimize import brentq
 
 __all__ = [
+    "BoundsConfig",
     "bayes_error",
     "bayes_error_joint",
     "binary_entropy",
@@ -386,3 +388,48 @@ def bounds_curve(
             "upper": upper,
         }
     )
+
+
+# ---------------------------------------------------------------------------
+# Parameters of the book's chapter on the bounds
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundsConfig:
+    """Illustrative values at which the book evaluates Theorems 1-2 (chapter 05_error_bounds).
+
+    Attributes:
+        n_classes: ``|Y|``, the number of possible answers (>= 2).
+        h_y_bits: ``H(y)`` in bits; None means uniform answers, ``log2 |Y|``.
+        max_cum_mi_bits: right end of the cumulative-MI axis in bits; None means ``H(y)``.
+        points: number of cumulative-MI values on the curve.
+        n_tables: random joint tables ``p(y, h)`` for the numerical check of both bounds.
+        seed: seed of those tables.
+    """
+
+    n_classes: int = 10
+    h_y_bits: float | None = None
+    max_cum_mi_bits: float | None = None
+    points: int = 201
+    n_tables: int = 2000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_n_classes(self.n_classes)
+        if self.h_y_bits is not None:
+            _check_h_y(self.h_y_bits, self.n_classes, math.log(2.0))
+        if self.max_cum_mi_bits is not None:
+            _as_nonneg(self.max_cum_mi_bits, "max_cum_mi_bits")
+        if self.points < 2 or self.n_tables < 0:
+            raise ValueError("points must be >= 2 and n_tables >= 0")
+
+    @property
+    def entropy_bits(self) -> float:
+        """``H(y)`` in bits (``log2 |Y|`` when ``h_y_bits`` is None)."""
+        return math.log2(self.n_classes) if self.h_y_bits is None else float(self.h_y_bits)
+
+    def cum_mi_grid(self) -> Float[np.ndarray, "P"]:
+        """``points`` cumulative-MI values from 0 to ``max_cum_mi_bits`` (default ``H(y)``), in bits."""
+        top = self.entropy_bits if self.max_cum_mi_bits is None else float(self.max_cum_mi_bits)
+        return np.linspace(0.0, top, self.points)

@@ -1,0 +1,55 @@
+"""Sphinx extension of the mipeaks book: stamps the version and commit on every page.
+
+At ``config-inited`` it reads :mod:`mipeaks.provenance` (the installed mipeaks version and the
+checkout's git commit) and sets:
+
+* ``version`` / ``release``;
+* the announcement banner and the footer (sphinx-book-theme ``extra_footer``), both naming
+  ``mipeaks <version>, commit <sha>`` (what ``tests/test_book.py`` looks for on every page);
+* pydata-sphinx-theme's version switcher (``version_match`` = the mipeaks version, its list read at
+  view time from ``mipeaks_switcher_url``; a build carries its own copy as ``switcher.json``);
+* the primary sidebar, with the switcher under the logo.
+
+Config values (set under ``sphinx: config:`` in ``_config.yml``):
+    mipeaks_banner: text after the version in the banner (what produced the numbers).
+    mipeaks_switcher_url: where the switcher list is fetched from at view time.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+from typing import Any
+
+SIDEBAR = ["navbar-logo.html", "version-switcher", "search-button-field.html", "sbt-sidebar-nav.html"]
+
+
+def stamp() -> tuple[str, str]:
+    """``(version, "mipeaks <version>, commit <sha>")``."""
+    from mipeaks.book import version_string
+    from mipeaks.provenance import versions
+
+    return str(versions(("mipeaks",))["mipeaks"]), version_string(short=True)
+
+
+def _config_inited(app: Any, config: Any) -> None:
+    version, text = stamp()
+    config.version = config.release = version
+    built = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    opts = dict(config.html_theme_options or {})
+    banner = html.escape(config.mipeaks_banner) if config.mipeaks_banner else ""
+    opts["announcement"] = f"<b>{html.escape(text)}</b>" + (f" &middot; {banner}" if banner else "")
+    opts["extra_footer"] = (f'<p class="mipeaks-stamp">Built from <code>{html.escape(text)}</code> '
+                            f"on {built}.</p>")
+    opts["switcher"] = {"json_url": config.mipeaks_switcher_url, "version_match": version}
+    opts["check_switcher"] = False  # the list is fetched by the browser; tests/test_book.py validates it
+    opts["show_version_warning_banner"] = False
+    config.html_theme_options = opts
+    config.html_sidebars = {"**": SIDEBAR}
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.add_config_value("mipeaks_banner", "", "html")
+    app.add_config_value("mipeaks_switcher_url", "switcher.json", "html")
+    app.connect("config-inited", _config_inited)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

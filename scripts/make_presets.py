@@ -1,0 +1,126 @@
+#!/usr/bin/env python
+"""Write the paper-model presets ``notebooks/params/<slug>.yaml`` from one table (run after editing it).
+
+    .venv/bin/python scripts/make_presets.py
+
+Each preset holds the paper's settings (paper_notes.md) for one model; comments mark the source of
+each value: [P] paper text, [C] official code, [ours] our choice where neither says. The CPU
+smoke preset (``cpu-smoke.yaml``) is written by hand. ``tests/test_book.py`` checks that every
+name exists in the chapters' parameters cells.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# slug: (hub id, role, number of blocks, device, partner slug)
+MODELS: dict[str, tuple[str, str, int, str, str | None]] = {
+    "r1-qwen-7b": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-7B", "reasoning", 28, "cuda", "qwen2.5-math-7b"),
+    "r1-llama-8b": ("deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "reasoning", 32, "cuda", "llama-3.1-8b"),
+    "r1-qwen-14b": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-14B", "reasoning", 48, "cuda", "qwen2.5-14b"),
+    "r1-qwen-32b": ("deepseek-ai/DeepSeek-R1-Distill-Qwen-32B", "reasoning", 64, "auto", "qwen2.5-32b"),
+    "qwq-32b": ("Qwen/QwQ-32B", "reasoning", 64, "auto", None),
+    "r1-llama-70b": ("deepseek-ai/DeepSeek-R1-Distill-Llama-70B", "reasoning", 80, "auto", "llama-3.3-70b-instruct"),
+    "qwen2.5-math-7b": ("Qwen/Qwen2.5-Math-7B", "base", 28, "cuda", "r1-qwen-7b"),
+    "llama-3.1-8b": ("meta-llama/Llama-3.1-8B", "base", 32, "cuda", "r1-llama-8b"),
+    "qwen2.5-14b": ("Qwen/Qwen2.5-14B", "base", 48, "cuda", "r1-qwen-14b"),
+    "qwen2.5-32b": ("Qwen/Qwen2.5-32B", "base", 64, "auto", "r1-qwen-32b"),
+    "llama-3.3-70b-instruct": ("meta-llama/Llama-3.3-70B-Instruct", "base", 80, "auto", "r1-llama-70b"),
+}
+
+MI_CHAPTERS = ("01_mi_trajectories", "02_peak_statistics", "03_reasoning_vs_base", "04_thinking_tokens",
+               "09_what_hsic_measures")
+
+
+def rr_layer(slug: str, n_blocks: int) -> tuple[int, str]:
+    """ℓ* for Representation Recycling: 23 for R1-Llama-8B [C]; elsewhere the same relative depth."""
+    if slug == "r1-llama-8b":
+        return 23, "[C] run_RR.sh: 23 (0-based, of 32)"
+    layer = round(23 / 31 * (n_blocks - 1))
+    return layer, f"[ours] same relative depth as the code's 23 of 32 ({n_blocks} blocks); not published"
+
+
+def render(slug: str) -> str:
+    model, role, n_blocks, device, partner = MODELS[slug]
+    short = model.split("/")[-1]
+    layer, layer_note = rr_layer(slug, n_blocks)
+    partner_line = f"  Paired with preset {partner}." if partner else ""
+    lines = [
+        f"# {short}: the paper's settings. Run: make reproduce PRESET={slug}",
+        f"# Role in the paper: {role} model.{partner_line}",
+        "# Sources: [P] paper text, [C] official code (ChnQ/MI-Peaks @ bcee82c), [ours] where neither says.",
+        "# shared: applied to every chapter that has the parameter; notebooks: per chapter (file stem).",
+        f'description: "{short}, the paper\'s settings (MATH train n=100, raw prompt, 512 tokens; bfloat16)"',
+        "shared:",
+        f"  model: {model}",
+        "  dtype: bfloat16  # [C] ran float32 (no torch_dtype); bfloat16 halves memory. float32 matches the code.",
+        f"  device: {device}  # [P] 4xA100; 'auto' spreads 32B-70B models over the visible GPUs",
+        "notebooks:",
+    ]
+    mi = [
+        "    dataset: math-train  # [P] MATH train ([C] first 100 rows of math_train_12k.csv: set data_path to it)",
+        "    n: 100  # [P] 100 problems ([C] the first 100)",
+        "    prompt_style: raw  # [C] raw problem text, no chat template (MI-Peaks issue #3)",
+        "    layer: last  # [P] last layer ([C] the last block's output, before the final norm)",
+        "    max_new_tokens: 512  # [C] greedy, 512 new tokens",
+        "    gold: solution  # [C] last-token state of the whole gold solution (issue #4)",
+        "    batch_size: 1  # [C]",
+        "    estimator: hsic_paper  # [C] hsic_normalized_cca (exact evaluation)",
+        "    sigma: 50.0  # [C]",
+        "    peak_rule: iqr  # [P] Q3 + 1.5 IQR ([C] notebook: topk with top_k 20)",
+        "    tau: 1.5  # [P]",
+        "    top_k: 20  # [C]",
+        "    token_mode: generated  # [C] the generated token ([P] logit lens: lens)",
+    ]
+    lines.append(f"  {MI_CHAPTERS[0]}: &mi")
+    lines += mi
+    for chapter in MI_CHAPTERS[1:]:
+        if chapter != "03_reasoning_vs_base":
+            lines.append(f"  {chapter}: *mi")
+            continue
+        lines += [f"  {chapter}:", "    <<: *mi"]
+        if role == "reasoning":
+            base = MODELS[partner][0] if partner else "Qwen/Qwen2.5-32B"
+            why = "[P] Fig. 3 / Table 2 pair" if partner else "[ours] QwQ-32B is built on Qwen2.5-32B; no pair in the paper"
+            lines.append(f"    base_model: {base}  # {why}")
+        else:
+            lines += [f"    model: {MODELS[partner][0]}  # the reasoning model of the pair (this chapter compares both)",
+                      f"    base_model: {model}  # [P] Table 2 pair"]
+    words = ", ".join(["So", "Let", "Hmm", "I", "The", "Okay", "That", "First", "Now", "Wait"])
+    lines += [
+        "  06_suppression:",
+        "    dataset: math500  # [P] GSM8K, MATH500 and AIME24, one run each: set gsm8k or aime24 for the others",
+        "    n: null  # [P] the whole benchmark",
+        "    prompt_style: deepseek-math  # [C] the evaluation harness's prompt, no chat template",
+        "    max_new_tokens: 8192  # [ours] not published",
+        "    grading: paper  # [C] the harness's answer extraction and math_equal",
+        "    intervention: suppress",
+        "    params: {case_sensitive: false}  # [ours] mask every case and whitespace variant of a word",
+        "    seed: 0  # [ours] seed of the random control words",
+        "    batch_size: 8  # [ours] left-padded batches; 1 decodes one problem at a time",
+        "  07_recycling:",
+        "    dataset: aime24  # [C] run_RR.sh (the paper also shows GSM8K and MATH500)",
+        "    n: null  # [P] the whole benchmark (30 problems)",
+        "    prompt_style: deepseek-math  # [C]",
+        "    max_new_tokens: 16000  # [C] run_RR.sh",
+        "    grading: paper  # [C]",
+        "    intervention: recycle",
+        f"    params: {{layer: {layer}, words: [{words}], p: 0.5}}  # layer: {layer_note}; words, p: [C]",
+        "    seed: 0  # [C] run_RR.sh",
+        "    batch_size: 1  # [C] one problem at a time",
+        # 08_ttts returns with its chapter (the library path: mipeaks.evaluate.ttts_sweep).
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    for slug in MODELS:
+        path = ROOT / "notebooks" / "params" / f"{slug}.yaml"
+        path.write_text(render(slug))
+        print(path.relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    main()
