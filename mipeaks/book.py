@@ -14,7 +14,6 @@ A chapter notebook looks like this (jupytext py:percent)::
 
     # %%
     config = book.config_from(CollectConfig, globals())   # errors on a missing name
-    out = book.run_dir(config)                  # runs/<kind>-<model>-<hash>: shared and resumable
 
     # %%  (key numbers: nbval compares this cell's output in CI)
     # NBVAL_CHECK_OUTPUT
@@ -66,7 +65,6 @@ __all__ = [
     "preset_parameters",
     "print_numbers",
     "provenance_cell",
-    "run_dir",
     "set_style",
     "version_string",
 ]
@@ -178,23 +176,6 @@ def _config_dict(config: Any) -> dict[str, Any]:
     if isinstance(config, Mapping):
         return dict(config)
     raise TypeError(f"expected a dataclass instance or a mapping, got {type(config).__name__}")
-
-
-def run_dir(config: Any, root: str | Path | None = None) -> Path:
-    """A deterministic run directory ``<root>/<kind>-<model>-<hash12>`` for ``config``.
-
-    The hash covers every field, so notebooks with the same (e.g. collection) config share one
-    resumable run, and any changed parameter gives a new directory. ``root`` defaults to
-    ``$MIPEAKS_RUNS`` or ``runs/`` at the repository root (gitignored). The directory is not created.
-    """
-    fields = _config_dict(config)
-    blob = json.dumps(fields, sort_keys=True, default=str)
-    digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
-    kind = type(config).__name__.removesuffix("Config").lower() or "run"
-    model = str(fields.get("model") or "model").rstrip("/").split("/")[-1]
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{kind}-{model}").strip("-").lower()
-    base = Path(root) if root is not None else Path(os.environ.get("MIPEAKS_RUNS", REPO_ROOT / "runs"))
-    return base / f"{slug}-{digest}"
 
 
 def notebook_parameters(path: str | Path) -> dict[str, Any]:

@@ -15,13 +15,11 @@ can differ between runs, which can change floating-point rounding and rarely a t
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import math
-import platform
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,18 +31,24 @@ from tqdm.auto import tqdm
 from .data import Problem, encode_prompt, format_prompt, load_problems
 from .generation import Intervention, generate
 from .grading import MODES, grade
-from .lens import ThinkingToken, load_thinking_tokens
+from .lens import PAPER_THINKING_TOKENS_R1_LLAMA_8B, ThinkingToken, load_thinking_tokens
 from .models import LoadedModel, load_model
+from .provenance import runs_root, versions
 from .recycling import Recycle, RecycleConfig
-from .suppression import SuppressConfig, random_control_words, thinking_words
+from .suppression import SuppressConfig, random_control_words, thinking_words, word_ids
 from .ttts import TTTSConfig
 
 __all__ = [
+    "COUNTERS",
     "INTERVENTIONS",
     "EvalConfig",
     "EvalResult",
+    "SuppressionSweepConfig",
+    "TTTSSweepConfig",
     "build_intervention",
+    "compare_arms",
     "evaluate",
+    "load_result",
     "suppression_sweep",
     "ttts_sweep",
     "wilson_interval",
@@ -91,7 +95,11 @@ class EvalConfig:
             :class:`~mipeaks.recycling.RecycleConfig` or :class:`~mipeaks.ttts.TTTSConfig`).
         seed: default seed of the intervention (Recycle's coin) when ``params`` has none.
         batch_size: problems per ``generate`` call (TTTS/Origin always run one at a time).
-        out_dir: where records go (None: keep them in memory only).
+        dtype: model dtype when :func:`evaluate` loads the model by name; a loaded model must
+            have it (``"float32"``, ``"bfloat16"``, ``"float16"``).
+        device: where :func:`evaluate` loads the model by name (``"cpu"``, ``"cuda"``, ``"auto"``).
+        out_dir: folder of the JSONL records (None: ``<runs root>/evals``, the runs root being
+            ``$MIPEAKS_RUNS`` or ``runs/`` at the repository root, whatever the working directory).
     """
 
     model: str | None = None
@@ -104,7 +112,9 @@ class EvalConfig:
     params: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
     batch_size: int = 1
-    out_dir: str | None = "runs"
+    dtype: str = "float32"
+    device: str = "cpu"
+    out_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.intervention is not None and self.intervention not in INTERVENTIONS:
@@ -134,9 +144,19 @@ class EvalConfig:
             raise ValueError(f"bad params for {self.intervention!r}: {err}") from None
 
     def fingerprint(self) -> str:
-        """Hash of every field that changes a record (not ``n``, ``batch_size`` or ``out_dir``)."""
-        keep = {k: v for k, v in asdict(self).items() if k not in ("n", "batch_size", "out_dir")}
+        """Hash of every field that changes a record (not ``n``, ``batch_size``, ``device``, ``out_dir``)."""
+        keep = {k: v for k, v in asdict(self.eval_config()).items()
+                if k not in ("n", "batch_size", "device", "out_dir")}
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+
+    def eval_config(self, **changes: Any) -> EvalConfig:
+        """This config as a plain :class:`EvalConfig` (a sweep config loses its sweep fields)."""
+        own = {f.name: getattr(self, f.name) for f in fields(EvalConfig)}
+        return EvalConfig(**{**own, **changes})
+
+    def records_dir(self) -> Path:
+        """The folder the records go to (``out_dir``, or ``<runs root>/evals``)."""
+        return Path(self.out_dir) if self.out_dir is not None else runs_root() / "evals"
 
 
 @dataclass
@@ -146,7 +166,7 @@ class EvalResult:
     Attributes:
         config: the run's config.
         records: one dict per problem.
-        path: the JSONL file (None when kept in memory).
+        path: the JSONL file.
     """
 
     config: EvalConfig
@@ -184,11 +204,11 @@ class EvalResult:
         return dict(intervention=self.config.intervention or "baseline", n=self.n, correct=self.correct,
                     accuracy=self.accuracy, ci_low=low, ci_high=high,
                     mean_tokens=sum(r["tokens"] for r in self.records) / max(self.n, 1),
-                    seconds=self.seconds, path=str(self.path) if self.path else None)
+                    seconds=self.seconds, path=str(self.path))
 
     def frame(self) -> pd.DataFrame:
-        """The records as a DataFrame."""
-        return pd.DataFrame(self.records)
+        """The records as a DataFrame indexed by problem id."""
+        return pd.DataFrame(self.records).set_index("id", drop=False)
 
 
 def build_intervention(model: LoadedModel, config: EvalConfig) -> Intervention | None:
@@ -197,20 +217,10 @@ def build_intervention(model: LoadedModel, config: EvalConfig) -> Intervention |
     return spec.build(model) if isinstance(spec, (SuppressConfig, RecycleConfig)) else None
 
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("mipeaks", "torch", "transformers", "transformer-lens", "math-verify"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = "not installed"
-    return out
-
-
 def _default_path(model: LoadedModel, config: EvalConfig, extra: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model.name).strip("_")
     fp = hashlib.sha256((config.fingerprint() + extra).encode()).hexdigest()[:10]
-    return Path(config.out_dir) / f"{slug}-{config.dataset}-{config.intervention or 'baseline'}-{fp}.jsonl"
+    return config.records_dir() / f"{slug}-{config.dataset}-{config.intervention or 'baseline'}-{fp}.jsonl"
 
 
 def _load_existing(path: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -288,11 +298,12 @@ def evaluate(
         model: a loaded model, or a name for :func:`~mipeaks.models.load_model`.
         problems: the problems (None: ``load_problems(config.dataset, config.n)``); only the first
             ``config.n`` are used when ``n`` is set.
-        config: the run's :class:`EvalConfig` (default: ``EvalConfig()``).
+        config: the run's :class:`EvalConfig` (default: ``EvalConfig()``); a sweep config is
+            reduced to its :meth:`~EvalConfig.eval_config`.
         intervention: an intervention name (sets ``config.intervention``), or custom plug-in
             object(s) applied on top of the configured intervention (recorded by class name).
-        out_path: the JSONL file (default: ``out_dir/<model>-<dataset>-<intervention>-<hash>.jsonl``,
-            so an identical config resumes the same file).
+        out_path: the JSONL file (default: ``<records dir>/<model>-<dataset>-<intervention>-<hash>.jsonl``,
+            so an identical config resumes the same file; see :meth:`EvalConfig.records_dir`).
         progress: show a progress bar over problems.
         **overrides: :class:`EvalConfig` fields, e.g. ``max_new_tokens=128, params=dict(layer=20)``.
 
@@ -300,10 +311,10 @@ def evaluate(
         An :class:`EvalResult` with the records of ``problems`` in order.
 
     Raises:
-        ValueError: bad config, duplicate problem ids, a model that does not match ``config.model``,
-            or an ``out_path`` holding another run.
+        ValueError: bad config, duplicate problem ids, a model that does not match ``config.model``
+            or ``config.dtype``, or an ``out_path`` holding another run.
     """
-    config = config or EvalConfig()
+    config = (config or EvalConfig()).eval_config()
     custom: list[Intervention] = []
     if isinstance(intervention, str):
         overrides["intervention"] = intervention
@@ -313,9 +324,12 @@ def evaluate(
         custom = list(intervention)
     config = replace(config, **overrides) if overrides else config
     if isinstance(model, str):
-        model = load_model(model)
+        model = load_model(model, device=config.device, dtype=config.dtype)
     if config.model is not None and config.model != model.name:
         raise ValueError(f"config.model is {config.model!r} but the model given is {model.name!r}")
+    model_dtype = str(model.dtype).removeprefix("torch.")
+    if model_dtype != config.dtype:
+        raise ValueError(f"config.dtype is {config.dtype!r} but the model given is {model_dtype}")
     config = replace(config, model=model.name)
     if problems is None:
         problems = load_problems(config.dataset, config.n)
@@ -327,15 +341,12 @@ def evaluate(
     manifest = dict(created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     fingerprint=config.fingerprint() + (":" + ",".join(custom_names) if custom else ""),
                     config=asdict(config), custom_plugins=custom_names, model=model.describe(),
-                    versions=_versions())
-    path = Path(out_path) if out_path is not None else (
-        _default_path(model, config, ",".join(custom_names)) if config.out_dir is not None else None)
-    done: dict[str, dict[str, Any]] = {}
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        done = _load_existing(path, manifest)
-        if not path.with_suffix(".manifest.json").exists():
-            path.with_suffix(".manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+                    versions=versions())
+    path = Path(out_path) if out_path is not None else _default_path(model, config, ",".join(custom_names))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = _load_existing(path, manifest)
+    if not path.with_suffix(".manifest.json").exists():
+        path.with_suffix(".manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     todo = [p for p in problems if p.id not in done]
     plugin = build_intervention(model, config)
     plugins = [*([plugin] if plugin is not None else []), *custom]
@@ -347,108 +358,220 @@ def evaluate(
         for start in range(0, len(todo), step):
             for record in _decode(model, config, todo[start:start + step], plugins):
                 done[record["id"]] = record
-                if path is not None:
-                    with open(path, "a", encoding="utf-8") as fh:
-                        fh.write(json.dumps(record) + "\n")
+                with open(path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record) + "\n")
                 bar.update(1)
     finally:
         bar.close()
     return EvalResult(config=config, records=[done[i] for i in ids], path=path)
 
 
-def _thinking_list(thinking_list: str | Path | Sequence[ThinkingToken | str]) -> list[ThinkingToken | str]:
-    if isinstance(thinking_list, (str, Path)):
-        return list(load_thinking_tokens(thinking_list))
-    return list(thinking_list)
+def load_result(path: str | Path) -> EvalResult:
+    """Read back a run's JSONL records and its manifest (the config) as an :class:`EvalResult`.
+
+    Records keep the file's order; a problem written twice (a resumed crash) keeps its last record.
+
+    Raises:
+        FileNotFoundError: the JSONL file or its ``.manifest.json`` is missing.
+    """
+    path = Path(path)
+    manifest = json.loads(path.with_suffix(".manifest.json").read_text())
+    records: dict[str, dict[str, Any]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            record = json.loads(line)
+            records[str(record["id"])] = record
+    return EvalResult(config=EvalConfig(**manifest["config"]), records=list(records.values()), path=path)
+
+
+#: Per-problem counters that :func:`compare_arms` sums when an arm's records have them.
+COUNTERS = ("triggers", "recycles", "continuations")
+
+
+def _arm_row(res: EvalResult, ref: EvalResult) -> dict[str, Any]:
+    """Accuracy of ``res`` and how it differs from the reference run ``ref`` (same problems)."""
+    mine = {r["id"]: r for r in res.records}
+    theirs = {r["id"]: r for r in ref.records}
+    if set(mine) != set(theirs):
+        raise ValueError("compared runs must cover the same problems")
+    changed = sum(mine[i]["output_ids"] != theirs[i]["output_ids"] for i in mine)
+    answer_changed = sum(mine[i]["extracted"] != theirs[i]["extracted"] for i in mine)
+    low, high = res.ci
+    changed_low, changed_high = wilson_interval(changed, res.n)
+    row = dict(n=res.n, correct=res.correct, accuracy=res.accuracy, ci_low=low, ci_high=high,
+               answer_extracted=sum(r["extracted"] is not None for r in res.records),
+               mean_tokens=sum(r["tokens"] for r in res.records) / max(res.n, 1),
+               changed=changed, changed_share=changed / max(res.n, 1), changed_ci_low=changed_low,
+               changed_ci_high=changed_high, answer_changed=answer_changed)
+    for name in COUNTERS:
+        row[name] = sum(int(r.get(name, 0)) for r in res.records)
+    if all("reasoning_tokens" in r for r in res.records):
+        row["mean_reasoning_tokens"] = sum(r["reasoning_tokens"] for r in res.records) / max(res.n, 1)
+    row["path"] = str(res.path)
+    return row
+
+
+def compare_arms(results: Mapping[str, EvalResult], reference: str) -> pd.DataFrame:
+    """One row per arm: accuracy with its Wilson interval, and how each arm differs from ``reference``.
+
+    Columns: ``arm, n, correct, accuracy, ci_low, ci_high, answer_extracted`` (problems with an
+    extracted answer), ``mean_tokens``, ``changed`` (outputs whose token ids differ from the
+    reference's anywhere) with ``changed_share`` and its Wilson interval, ``answer_changed``
+    (extracted answers that differ; no answer counts as a value), the summed :data:`COUNTERS`
+    (``triggers``, ``recycles``: RR; ``continuations``: TTTS words appended), ``mean_reasoning_tokens``
+    when the records have it (TTTS/Origin), and ``path``.
+
+    Raises:
+        KeyError: ``reference`` is not one of ``results``.
+        ValueError: the runs do not cover the same problems.
+    """
+    ref = results[reference]
+    return pd.DataFrame([{"arm": name, **_arm_row(res, ref)} for name, res in results.items()])
+
+
+@dataclass(frozen=True)
+class SuppressionSweepConfig(EvalConfig):
+    """Fig. 5's sweep: an :class:`EvalConfig` plus the numbers of suppressed words and their list.
+
+    ``params`` holds the :class:`~mipeaks.suppression.SuppressConfig` fields shared by every arm
+    (``case_sensitive``); the sweep fills in each arm's words. ``seed`` seeds the random arm's words.
+
+    Attributes:
+        ks: numbers of suppressed words; ``0`` is the unsuppressed baseline, shared by both arms.
+        thinking_list: ``"paper"`` (the words of the official R1-Llama-8B list,
+            :data:`~mipeaks.lens.PAPER_THINKING_TOKENS_R1_LLAMA_8B`) or the path of a
+            thinking-token jsonl (chapter 4's export); only alphabetic words are used.
+    """
+
+    intervention: str | None = "suppress"
+    ks: tuple[int, ...] = (0, 2, 5, 10)
+    thinking_list: str = "paper"
+
+    def __post_init__(self) -> None:
+        if self.intervention != "suppress":
+            raise ValueError(f"a suppression sweep has intervention 'suppress', got {self.intervention!r}")
+        if not self.ks or any(int(k) != k or k < 0 for k in self.ks):
+            raise ValueError(f"ks must be non-negative integers, got {self.ks!r}")
+        if "words" in self.params or "ids" in self.params:
+            raise ValueError("the sweep sets each arm's words: params may only hold 'case_sensitive'")
+        object.__setattr__(self, "ks", tuple(int(k) for k in self.ks))
+        super().__post_init__()
+
+    def thinking_tokens(self) -> list[ThinkingToken | str]:
+        """The ranked thinking words (or records) that :attr:`thinking_list` names."""
+        if self.thinking_list == "paper":
+            return [word for word, _ in PAPER_THINKING_TOKENS_R1_LLAMA_8B]
+        return list(load_thinking_tokens(self.thinking_list))
+
+
+@dataclass(frozen=True)
+class TTTSSweepConfig(EvalConfig):
+    """Fig. 7's sweep: an :class:`EvalConfig` plus the total reasoning budgets.
+
+    ``params`` holds the :class:`~mipeaks.ttts.TTTSConfig` fields shared by every budget (``word``,
+    ``base_tokens``, ``answer_tokens``); ``max_new_tokens`` bounds the budgets.
+
+    Attributes:
+        budgets: total reasoning-token budgets; each runs Origin and TTTS.
+    """
+
+    max_new_tokens: int = 2048
+    intervention: str | None = "ttts"
+    budgets: tuple[int, ...] = (256, 512, 1024, 2048)
+
+    def __post_init__(self) -> None:
+        if self.intervention != "ttts":
+            raise ValueError(f"a TTTS sweep has intervention 'ttts', got {self.intervention!r}")
+        if not self.budgets or any(int(b) != b or b < 1 for b in self.budgets):
+            raise ValueError(f"budgets must be positive integers, got {self.budgets!r}")
+        if max(self.budgets) > self.max_new_tokens:
+            raise ValueError(f"budgets exceed max_new_tokens={self.max_new_tokens}: {self.budgets}")
+        if "total_budget" in self.params or "method" in self.params:
+            raise ValueError("the sweep sets total_budget and method: params may not hold them")
+        object.__setattr__(self, "budgets", tuple(int(b) for b in self.budgets))
+        super().__post_init__()
 
 
 def suppression_sweep(
     model: LoadedModel,
-    problems: Sequence[Problem],
-    ks: Sequence[int],
-    thinking_list: str | Path | Sequence[ThinkingToken | str],
-    seed: int = 0,
+    problems: Sequence[Problem] | None = None,
+    config: SuppressionSweepConfig | None = None,
     *,
-    config: EvalConfig | None = None,
-    case_sensitive: bool = False,
     progress: bool = True,
+    **overrides: Any,
 ) -> pd.DataFrame:
     """Accuracy against the number of suppressed words, thinking words vs random words (Fig. 5).
 
     Args:
         model: the model.
-        problems: the problems.
-        ks: numbers of suppressed words; ``0`` is the unsuppressed baseline (reported for both arms).
-        thinking_list: a thinking-token jsonl path, or its records, or ranked words.
-        seed: seed of the random arm's words.
-        config: base config (``max_new_tokens``, ``prompt_style``, ``grading``, ``out_dir``, ...).
-        case_sensitive: mask only same-case variants (default: every case).
+        problems: the problems (None: ``load_problems(config.dataset, config.n)``).
+        config: the sweep (default: ``SuppressionSweepConfig()``).
         progress: progress bars.
+        **overrides: :class:`SuppressionSweepConfig` fields.
 
     Returns:
-        Columns ``k, arm, accuracy, ci_low, ci_high, n, correct, words, path``; arm is
-        ``"thinking"`` or ``"random"``.
+        One row per ``(k, arm)``, arm ``"thinking"`` or ``"random"``: ``k, arm, words, banned_ids``
+        (vocabulary ids the mask bans), ``baseline_uses_banned`` (unsuppressed outputs containing
+        one of them: under greedy decoding exactly the outputs the mask can change), then the
+        columns of :func:`compare_arms` against the unsuppressed run.
     """
-    tokens = _thinking_list(thinking_list)
-    config = config or EvalConfig()
-    kmax = max(ks, default=0)
+    config = config or SuppressionSweepConfig()
+    config = replace(config, **overrides) if overrides else config
+    tokens = config.thinking_tokens()
+    case_sensitive = bool(config.params.get("case_sensitive", False))
+    kmax = max(config.ks)
     thinking = thinking_words(tokens, kmax)
     exclude = [t.word if isinstance(t, ThinkingToken) else str(t) for t in tokens]
-    control = random_control_words(model, kmax, seed, exclude=exclude)
-    rows, baseline = [], None
-    for k in ks:
+    control = random_control_words(model, kmax, config.seed, exclude=exclude)
+    base_cfg = config.eval_config(intervention=None, params={})
+    baseline = evaluate(model, problems, base_cfg, progress=progress)
+    rows = []
+    for k in config.ks:
         for arm, words in (("thinking", thinking[:k]), ("random", control[:k])):
             if k == 0:
-                baseline = baseline or evaluate(model, problems, replace(config, intervention=None, params={}),
-                                                progress=progress)
                 res = baseline
             else:
-                params = dict(words=list(words), case_sensitive=case_sensitive)
-                res = evaluate(model, problems, replace(config, intervention="suppress", params=params),
-                               progress=progress)
-            low, high = res.ci
-            rows.append(dict(k=k, arm=arm, accuracy=res.accuracy, ci_low=low, ci_high=high, n=res.n,
-                             correct=res.correct, words=" ".join(words), path=str(res.path) if res.path else None))
+                params = {**config.params, "words": list(words)}
+                res = evaluate(model, problems, config.eval_config(params=params), progress=progress)
+            banned = set(word_ids(model, words, case_sensitive=case_sensitive)) if words else set()
+            uses = sum(bool(banned & set(r["output_ids"])) for r in baseline.records)
+            rows.append(dict(k=k, arm=arm, words=" ".join(words), banned_ids=len(banned),
+                             baseline_uses_banned=uses, **_arm_row(res, baseline)))
     return pd.DataFrame(rows)
 
 
 def ttts_sweep(
     model: LoadedModel,
-    problems: Sequence[Problem],
-    budgets: Sequence[int],
-    word: str = "Wait",
+    problems: Sequence[Problem] | None = None,
+    config: TTTSSweepConfig | None = None,
     *,
-    base_tokens: int | None = None,
-    answer_tokens: int = 16,
-    config: EvalConfig | None = None,
     progress: bool = True,
+    **overrides: Any,
 ) -> pd.DataFrame:
     """Accuracy against the total token budget, Origin vs TTTS (Fig. 7).
 
     Args:
         model: the model.
-        problems: the problems.
-        budgets: total reasoning-token budgets.
-        word: TTTS's thinking word.
-        base_tokens: TTTS's first generation (None: the whole budget).
-        answer_tokens: the most answer tokens.
-        config: base config (``prompt_style``, ``grading``, ``out_dir``, ...).
+        problems: the problems (None: ``load_problems(config.dataset, config.n)``).
+        config: the sweep (default: ``TTTSSweepConfig()``).
         progress: progress bars.
+        **overrides: :class:`TTTSSweepConfig` fields.
 
     Returns:
-        Columns ``budget, method, accuracy, ci_low, ci_high, n, correct, mean_reasoning_tokens, path``.
+        One row per ``(budget, method)``, method ``"origin"`` or ``"ttts"``: ``budget, method``, then
+        the columns of :func:`compare_arms` against Origin at the same budget (``continuations``:
+        thinking words appended; ``mean_reasoning_tokens``: tokens counted against the budget).
     """
-    config = config or EvalConfig()
+    config = config or TTTSSweepConfig()
+    config = replace(config, **overrides) if overrides else config
+    shared = {k: v for k, v in config.params.items() if k == "answer_tokens" or k == "answer_suffix"}
     rows = []
-    for budget in budgets:
-        for method in ("origin", "ttts"):
-            params: dict[str, Any] = dict(total_budget=budget, answer_tokens=answer_tokens)
-            if method == "ttts":
-                params.update(word=word, base_tokens=base_tokens)
-            res = evaluate(model, problems, replace(config, intervention=method, params=params), progress=progress)
-            low, high = res.ci
-            mean_reasoning = sum(r["reasoning_tokens"] for r in res.records) / max(res.n, 1)
-            rows.append(dict(budget=budget, method=method, accuracy=res.accuracy, ci_low=low, ci_high=high,
-                             n=res.n, correct=res.correct, mean_reasoning_tokens=mean_reasoning,
-                             path=str(res.path) if res.path else None))
+    for budget in config.budgets:
+        origin = evaluate(model, problems, config.eval_config(intervention="origin",
+                                                               params={**shared, "total_budget": budget}),
+                          progress=progress)
+        ttts = evaluate(model, problems, config.eval_config(params={**config.params, "total_budget": budget}),
+                        progress=progress)
+        for method, res in (("origin", origin), ("ttts", ttts)):
+            rows.append(dict(budget=budget, method=method, **_arm_row(res, origin)))
     return pd.DataFrame(rows)

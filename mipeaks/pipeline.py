@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from . import lens, mi, peaks
 from .collect import CollectConfig, Run, Trace, collect, gold_representation
 from .data import load_problems
 from .models import LoadedModel, load_model
+from .provenance import runs_root
 
 __all__ = [
     "CompareConfig",
@@ -161,18 +161,6 @@ class CompareConfig(MIConfig):
         """This config as a plain :class:`MIConfig` (optionally with ``changes``)."""
         names = {f.name for f in dataclasses.fields(MIConfig)}
         return MIConfig(**{**{k: v for k, v in dataclasses.asdict(self).items() if k in names}, **changes})
-
-
-def runs_root(root: str | Path | None = None) -> Path:
-    """Where run directories live: ``root``, else ``$MIPEAKS_RUNS``, else ``<repository>/runs``.
-
-    The default does not depend on the working directory, so notebooks (which run in
-    ``notebooks/``), the book build and scripts share one set of runs.
-    """
-    if root is not None:
-        return Path(root)
-    env = os.environ.get("MIPEAKS_RUNS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "runs"
 
 
 def run_dir(config: MIConfig | CollectConfig, root: str | Path | None = None) -> Path:

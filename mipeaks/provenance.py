@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["git_commit", "provenance", "versions"]
+__all__ = ["git_commit", "provenance", "runs_root", "versions"]
 
 _PACKAGES = ("mipeaks", "torch", "transformers", "transformer-lens", "numpy", "math-verify")
 
@@ -27,17 +28,40 @@ def versions(packages: tuple[str, ...] = _PACKAGES) -> dict[str, str | None]:
     return out
 
 
-def git_commit(short: bool = False) -> str | None:
-    """Commit of the mipeaks checkout (with ``-dirty`` if it has uncommitted changes), or None."""
-    root = Path(__file__).resolve().parents[1]
+#: Tracked paths whose uncommitted changes can change a number (executed ``.ipynb`` outputs cannot).
+_SOURCES = ("mipeaks", "notebooks/*.py", "notebooks/params", "scripts", "pyproject.toml", "requirements-nodeps.txt")
+
+
+def git_commit(short: bool = False, root: str | Path | None = None) -> str | None:
+    """Commit of the mipeaks checkout, or None outside a git checkout.
+
+    ``-dirty`` is appended when the package, the notebook sources, the presets, the scripts or the
+    pinned requirements have uncommitted changes, so a result never claims a commit whose code did
+    not produce it. Re-executed ``.ipynb`` files alone do not count. ``root``: another checkout
+    (default: the one this package is imported from).
+    """
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
     try:
         args = ["git", "-C", str(root), "rev-parse", *(["--short"] if short else []), "HEAD"]
         commit = subprocess.run(args, capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                *_SOURCES], capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{commit}-dirty" if dirty else commit
+
+
+def runs_root(root: str | Path | None = None) -> Path:
+    """Where runs live: ``root``, else ``$MIPEAKS_RUNS``, else ``<repository>/runs``.
+
+    The default does not depend on the working directory, so notebooks (which run in
+    ``notebooks/``), the book build and scripts share one set of collection runs and evaluation
+    records.
+    """
+    if root is not None:
+        return Path(root)
+    env = os.environ.get("MIPEAKS_RUNS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "runs"
 
 
 def _device() -> str:

@@ -41,7 +41,7 @@ from .generation import Hook, Intervention, Step
 from .models import LoadedModel
 from .suppression import word_ids
 
-__all__ = ["PAPER_RR", "PAPER_RR_WORDS", "Recycle", "RecycleConfig"]
+__all__ = ["PAPER_FIG6", "PAPER_RR", "PAPER_RR_WORDS", "Recycle", "RecycleConfig"]
 
 #: The official run's trigger set: the first 10 alphabetic words of the R1-Llama-8B jsonl.
 PAPER_RR_WORDS: tuple[str, ...] = ("So", "Let", "Hmm", "I", "The", "Okay", "That", "First", "Now", "Wait")
@@ -52,6 +52,16 @@ PAPER_RR: dict[str, dict[str, Any]] = {
         layer=23, words=PAPER_RR_WORDS, p=0.5, seed=0, max_new_tokens=16000, dataset="aime24",
     ),
 }
+
+
+#: Paper Fig. 6 (R1-Llama-8B; bars only). The +20% AIME24 headline is stated; the accuracies
+#: behind it are inferred (y-axis 30-50%, n=30: most likely 10 -> 12 problems).
+PAPER_FIG6: tuple[dict[str, str], ...] = (
+    {"benchmark": "AIME24", "l*": "23 of 32", "p": "0.5 (code) / 1 (text)", "max tokens": "16000",
+     "Origin": "33.3% (10/30, inferred)", "RR": "40.0% (12/30, inferred)", "relative change": "+20% (stated)"},
+    {"benchmark": "GSM8K, MATH500", "l*": "23 of 32", "p": "0.5 (code) / 1 (text)", "max tokens": "16000",
+     "Origin": "bars only", "RR": "bars only", "relative change": "RR > Origin (stated)"},
+)
 
 
 class Recycle(Intervention):

@@ -25,7 +25,19 @@ from .generation import Intervention, Step
 from .lens import ALPHABETIC, ThinkingToken, word_variant_ids
 from .models import LoadedModel
 
-__all__ = ["Suppress", "SuppressConfig", "random_control_words", "thinking_words", "word_ids"]
+__all__ = ["PAPER_FIG5", "Suppress", "SuppressConfig", "random_control_words", "thinking_words", "word_ids"]
+
+#: Paper Fig. 5 as published: a plot only, no numbers in the text. Axis ranges are read from
+#: the figure (approximate); the findings are the text's. The model is not stated (probably R1-Llama-8B).
+PAPER_FIG5: tuple[dict[str, str], ...] = (
+    {"benchmark": "GSM8K", "k shown": "0 to about 10", "accuracy range of the plot": "about 70-85%",
+     "finding": "thinking-token suppression lowers accuracy clearly; random tokens: about no effect; "
+                "not monotonic in k ('Wait' masked gives 'But wait')"},
+    {"benchmark": "MATH500", "k shown": "0 to about 10", "accuracy range of the plot": "about 50-70%",
+     "finding": "same"},
+    {"benchmark": "AIME24", "k shown": "0 to about 10", "accuracy range of the plot": "about 10-30%",
+     "finding": "same"},
+)
 
 
 def word_ids(tokenizer: Any, words: Iterable[str], *, case_sensitive: bool = False) -> list[int]:

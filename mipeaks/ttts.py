@@ -42,9 +42,20 @@ from jaxtyping import Int
 from .generation import Intervention, generate
 from .models import LoadedModel
 
-__all__ = ["ANSWER_SUFFIX", "TTTSConfig", "TTTSResult", "origin_generate", "ttts_generate"]
+__all__ = ["ANSWER_SUFFIX", "PAPER_FIG7", "TTTSConfig", "TTTSResult", "origin_generate", "ttts_generate"]
 
 ANSWER_SUFFIX = " Final Answer within \\boxed{}:"
+
+#: Paper Fig. 7 (R1-Llama-8B; plots only). Axis ranges are read from the figure (approximate);
+#: the findings are the text's. The thinking word used is not stated.
+PAPER_FIG7: tuple[dict[str, str], ...] = (
+    {"benchmark": "GSM8K", "budgets shown": "256-2560", "accuracy range of the plot": "about 78-86%",
+     "finding": "Origin plateaus after 1024; TTTS keeps rising"},
+    {"benchmark": "MATH500", "budgets shown": "512-5120", "accuracy range of the plot": "about 60-75%",
+     "finding": "plot only"},
+    {"benchmark": "AIME24", "budgets shown": "about 3072-12288", "accuracy range of the plot": "about 25-35%",
+     "finding": "Origin saturates at about 3000; TTTS dips at middle budgets, passes Origin beyond 6144"},
+)
 
 
 @dataclass

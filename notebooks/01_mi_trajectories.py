@@ -60,14 +60,7 @@
 # %%
 from mipeaks import book
 
-book.init_notebook();
-# Until init_notebook does it: no tqdm notice about ipywidgets, no weight-loading bar.
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")
-from transformers.utils import logging as hf_logging
-
-hf_logging.disable_progress_bar()
+book.init_notebook()
 
 import matplotlib.pyplot as plt
 import pandas as pd

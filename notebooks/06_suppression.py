@@ -63,35 +63,27 @@
 # %%
 from mipeaks import book
 
-book.init_notebook();
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")
-from transformers.utils import logging as hf_logging
-
-hf_logging.disable_progress_bar()
-
-import json
+book.init_notebook()
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-import torch
 
 from mipeaks.data import load_problems
-from mipeaks.evaluate import EvalConfig, suppression_sweep, wilson_interval
-from mipeaks.lens import PAPER_THINKING_TOKENS_R1_LLAMA_8B
+from mipeaks.evaluate import SuppressionSweepConfig, load_result, suppression_sweep
 from mipeaks.models import load_model
-from mipeaks.suppression import word_ids
+from mipeaks.suppression import PAPER_FIG5
 
 # %% [markdown]
 # ## Parameters
 #
-# The fields of {class}`mipeaks.evaluate.EvalConfig`: the run settings that every arm shares.
-# `params` holds the {class}`~mipeaks.suppression.SuppressConfig` fields common to every arm
-# (whether the mask is case-sensitive); the sweep fills in the words of each arm. `seed` seeds
-# the random control words. Records go to `out_dir` (relative to `notebooks/`), one JSONL file
-# per arm, so a rerun with the same settings resumes instead of recomputing.
+# The fields of {class}`mipeaks.evaluate.SuppressionSweepConfig`: the run settings every arm
+# shares, plus the sweep axis `ks` (numbers of suppressed words; $k = 0$ is the unsuppressed
+# baseline, shared by both arms) and `thinking_list` (`"paper"`, or the path of a list exported by
+# chapter 4). `params` holds the {class}`~mipeaks.suppression.SuppressConfig` field common to
+# every arm (whether the mask is case-sensitive); the sweep fills in each arm's words. `seed`
+# seeds the random control words. Records go to `out_dir` (None: `runs/evals/` at the repository
+# root), one JSONL file per arm, so a rerun with the same settings resumes instead of recomputing.
 
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"
@@ -104,91 +96,48 @@ intervention = "suppress"
 params = {"case_sensitive": False}  # mask every case of each word (the official list's ids: same case only)
 seed = 0  # seed of the random control words
 batch_size = 8  # problems per generate call; batching only speeds up the CPU run
-out_dir = "runs"
+dtype = "float32"
+device = "cpu"
+out_dir = None
+ks = [0, 2, 5]  # the paper's x-axis runs to about 10; the CPU run stops at 5 (five runs of 8 problems)
+thinking_list = "paper"  # the official R1-Llama-8B list's words
 
 # %%
-cfg = book.config_from(EvalConfig, globals())
-
-# %% [markdown]
-# The sweep axis: numbers of suppressed words. $k = 0$ is the unsuppressed baseline, shared by
-# both arms. The paper's x-axis runs to about 10; the CPU run stops at 5 to stay within a few
-# minutes (five generations of 8 problems).
-
-# %%
-ks = (0, 2, 5)
-thinking_list = [word for word, _ in PAPER_THINKING_TOKENS_R1_LLAMA_8B]
-lm = load_model(cfg.model, device="cuda" if torch.cuda.is_available() else "cpu")
+cfg = book.config_from(SuppressionSweepConfig, globals())
+lm = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
 problems = load_problems(cfg.dataset, cfg.n)
 print(f"{lm.name}: {lm.n_layers} blocks, {lm.dtype}; {len(problems)} {cfg.dataset} problems, "
-      f"prompt {cfg.prompt_style!r}, at most {cfg.max_new_tokens} new tokens")
+      f"prompt {cfg.prompt_style!r}, at most {cfg.max_new_tokens} new tokens; k in {cfg.ks}")
 
 # %% [markdown]
 # ## The sweep
 #
 # One library call runs every arm: for each $k$, the first $k$ thinking words and $k$ random
-# words ({func}`mipeaks.evaluate.suppression_sweep`).
+# words ({func}`mipeaks.evaluate.suppression_sweep`). Besides accuracy, each row says how many
+# vocabulary ids the mask bans (`banned_ids`), how many outputs differ from the unsuppressed ones
+# at all (`changed`), how many extracted answers differ (`answer_changed`), and how many
+# unsuppressed outputs contain a banned id (`baseline_uses_banned`).
 
 # %%
-sweep = suppression_sweep(lm, problems, ks, thinking_list, seed=cfg.seed, config=cfg,
-                          case_sensitive=cfg.params["case_sensitive"], progress=False)
+sweep = suppression_sweep(lm, problems, cfg, progress=False)
+kmax = max(cfg.ks)
+sweep[sweep.k == kmax][["arm", "words", "banned_ids"]]
 
 # %% [markdown]
-# ## What the masks contain
+# The table above gives the words of each arm at the largest $k$. Case-insensitive masking of
+# "I" and "The" also bans "i", "the" and " the", which are among the commonest tokens of any
+# English text: from $k = 5$ on, the thinking arm is also a much *larger* intervention than the
+# random arm, a confound the paper's setting shares if it masked all cases.
 #
-# The words of each arm at the largest $k$, and how many ids of this vocabulary they ban.
-# Case-insensitive masking of "I" and "The" also bans "i", "the" and " the", which are among the
-# commonest tokens of any English text: from $k = 5$ on, the thinking arm is also a much
-# *larger* intervention than the random arm, a confound the paper's setting shares if it masked
-# all cases.
+# Under greedy decoding a mask changes an output **if and only if** the unsuppressed output uses
+# one of the banned ids: up to that step every logit is the same, and afterwards the model must
+# pick something else. So `baseline_uses_banned` predicts `changed` exactly, which is a check of
+# the machinery, and it explains why random words usually change nothing: the model never wanted
+# to write them.
 
 # %%
-kmax = max(ks)
-masks = pd.DataFrame([
-    {"arm": arm, "words": words,
-     "ids banned": len(word_ids(lm, words.split(), case_sensitive=cfg.params["case_sensitive"]))}
-    for arm, words in sweep[sweep.k == kmax][["arm", "words"]].itertuples(index=False)
-])
-masks
-
-# %% [markdown]
-# ## Per-problem records
-#
-# Each arm's records are read back from its JSONL file. Under greedy decoding a mask changes an
-# output **if and only if** the unsuppressed output uses one of the banned ids: up to that step
-# every logit is the same, and afterwards the model must pick something else. So the column
-# `baseline uses a banned id` predicts `changed` exactly, which is a check of the machinery, and
-# it explains why random words usually change nothing: the model never wanted to write them.
-
-# %%
-ids = [p.id for p in problems]
-
-
-def records(path: str) -> pd.DataFrame:
-    with open(path, encoding="utf-8") as fh:
-        frame = pd.DataFrame(json.loads(line) for line in fh)
-    return frame.drop_duplicates("id", keep="last").set_index("id").loc[ids]
-
-
-base = records(sweep.loc[sweep.k == 0, "path"].iloc[0])
-rows = []
-for row in sweep.itertuples(index=False):
-    rec = records(row.path)
-    banned = set(word_ids(lm, row.words.split(), case_sensitive=cfg.params["case_sensitive"])) if row.words else set()
-    changed = [a != b for a, b in zip(rec.output_ids, base.output_ids)]
-    uses = [bool(banned & set(out)) for out in base.output_ids]
-    n_changed = sum(changed)
-    rows.append({
-        "k": row.k, "arm": row.arm, "words": row.words, "n": row.n, "correct": row.correct, "accuracy": row.accuracy,
-        "ci_low": row.ci_low, "ci_high": row.ci_high,
-        "answer extracted": int(rec.extracted.notna().sum()),
-        "mean tokens": float(rec.tokens.mean()),
-        "changed": n_changed, "baseline uses a banned id": sum(uses),
-        "changed share": n_changed / row.n,
-        "changed ci_low": wilson_interval(n_changed, row.n)[0],
-        "changed ci_high": wilson_interval(n_changed, row.n)[1],
-    })
-summary = pd.DataFrame(rows)
-summary.drop(columns=["words", "changed ci_low", "changed ci_high"]).round(3)
+summary = sweep.drop(columns=["words", "path", "triggers", "recycles", "continuations"])
+summary.round(3)
 
 # %% [markdown]
 # ## Accuracy and changed outputs against $k$
@@ -202,15 +151,15 @@ palette = {"thinking": "tab:red", "random": "tab:blue"}
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
 for ax, (y, low, high, title) in zip(axes, [
     ("accuracy", "ci_low", "ci_high", "accuracy (95% Wilson interval)"),
-    ("changed share", "changed ci_low", "changed ci_high", "outputs changed by the mask"),
+    ("changed_share", "changed_ci_low", "changed_ci_high", "outputs changed by the mask"),
 ]):
-    sns.lineplot(data=summary, x="k", y=y, hue="arm", style="arm", markers=True, dashes=False,
+    sns.lineplot(data=sweep, x="k", y=y, hue="arm", style="arm", markers=True, dashes=False,
                  palette=palette, ax=ax)
-    for arm, part in summary.groupby("arm"):
+    for arm, part in sweep.groupby("arm"):
         shift = 0.08 if arm == "thinking" else -0.08
         ax.errorbar(part.k + shift, part[y], yerr=[part[y] - part[low], part[high] - part[y]], fmt="none",
                     ecolor=palette[arm], capsize=3, alpha=0.7)
-    ax.set(xlabel="number of suppressed words k", ylabel=title, ylim=(-0.03, 1.03), xticks=list(ks))
+    ax.set(xlabel="number of suppressed words k", ylabel=title, ylim=(-0.03, 1.03), xticks=list(cfg.ks))
 axes[0].set_title(f"{cfg.dataset.upper()}, first {cfg.n} problems")
 axes[1].set_title("share of outputs that differ from k = 0")
 fig.suptitle(f"Suppression on {lm.name} (NOT the paper's model), greedy, {cfg.max_new_tokens} tokens",
@@ -224,8 +173,9 @@ plt.show()
 # then the suppressed one. This shows *how* the model routes around the banned words.
 
 # %%
-think_max = records(sweep[(sweep.k == kmax) & (sweep.arm == "thinking")].path.iloc[0])
-diff = [i for i in ids if think_max.output_ids[i] != base.output_ids[i]]
+base = load_result(sweep.path[sweep.k == 0].iloc[0]).frame()
+think_max = load_result(sweep.path[(sweep.k == kmax) & (sweep.arm == "thinking")].iloc[0]).frame()
+diff = [i for i in base.index if think_max.output_ids[i] != base.output_ids[i]]
 if diff:
     pid = diff[0]
     print(f"problem {pid} (gold {base.gold[pid]})\n--- k = 0, extracted {base.extracted[pid]!r}:\n"
@@ -242,21 +192,13 @@ else:
 # summarises the run above.
 
 # %%
-paper_fig5 = pd.DataFrame([
-    {"benchmark": "GSM8K", "k shown": "0 to about 10", "accuracy range of the plot": "about 70-85%",
-     "finding": "thinking-token suppression lowers accuracy clearly; random tokens: about no effect; "
-                "not monotonic in k"},
-    {"benchmark": "MATH500", "k shown": "0 to about 10", "accuracy range of the plot": "about 50-70%",
-     "finding": "same"},
-    {"benchmark": "AIME24", "k shown": "0 to about 10", "accuracy range of the plot": "about 10-30%",
-     "finding": "same"},
-])
-think = summary[summary.arm == "thinking"].set_index("k")
-rand = summary[summary.arm == "random"].set_index("k")
+paper_fig5 = pd.DataFrame(PAPER_FIG5)
+think = sweep[sweep.arm == "thinking"].set_index("k")
+rand = sweep[sweep.arm == "random"].set_index("k")
 ours_fig5 = pd.DataFrame([{
     "benchmark": f"{cfg.dataset.upper()} (first {cfg.n})",
-    "k shown": ", ".join(map(str, ks)),
-    "accuracy range of the plot": f"{summary.accuracy.min():.0%}-{summary.accuracy.max():.0%}",
+    "k shown": ", ".join(map(str, cfg.ks)),
+    "accuracy range of the plot": f"{sweep.accuracy.min():.0%}-{sweep.accuracy.max():.0%}",
     "finding": (f"thinking mask changed {think.changed.loc[kmax]}/{cfg.n} outputs at k={kmax}, random mask "
                 f"{rand.changed.loc[kmax]}/{cfg.n}; accuracy {think.correct.loc[0]}/{cfg.n} at k=0, "
                 f"{think.correct.loc[kmax]}/{cfg.n} (thinking) and {rand.correct.loc[kmax]}/{cfg.n} (random) "
@@ -285,14 +227,14 @@ book.paper_vs_ours(paper_fig5, ours_fig5,
 # NBVAL_CHECK_OUTPUT
 book.print_numbers({"problems": cfg.n, "thinking words (k max)": think.words.loc[kmax],
                     "random words (k max)": rand.words.loc[kmax]})
-for row in summary.to_dict("records"):
+for row in sweep.to_dict("records"):
     key = f"k={row['k']} {row['arm']}"
     book.print_numbers({
         f"{key}: correct": int(row["correct"]),
         f"{key}: accuracy": row["accuracy"],
         f"{key}: changed / baseline uses banned / answer extracted":
-            f"{row['changed']} / {row['baseline uses a banned id']} / {row['answer extracted']}",
-        f"{key}: mean tokens": row["mean tokens"],
+            f"{row['changed']} / {row['baseline_uses_banned']} / {row['answer_extracted']}",
+        f"{key}: mean tokens": row["mean_tokens"],
     }, digits=3)
 
 # %%

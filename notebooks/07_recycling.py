@@ -69,25 +69,18 @@
 # %%
 from mipeaks import book
 
-book.init_notebook();
-import warnings
-
-warnings.filterwarnings("ignore", message="IProgress not found")
-from transformers.utils import logging as hf_logging
-
-hf_logging.disable_progress_bar()
+book.init_notebook()
 
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-import torch
 
 from mipeaks.data import load_problems
-from mipeaks.evaluate import EvalConfig, evaluate, wilson_interval
+from mipeaks.evaluate import EvalConfig, compare_arms, evaluate
 from mipeaks.models import load_model
-from mipeaks.recycling import PAPER_RR, PAPER_RR_WORDS
+from mipeaks.recycling import PAPER_FIG6, PAPER_RR_WORDS
 from mipeaks.suppression import word_ids
 
 # %% [markdown]
@@ -115,13 +108,15 @@ params = {  # the code: layer 23 of 32, p = 0.5, the first 10 alphabetic words o
 }
 seed = 0  # seed of RR's coins
 batch_size = 8  # problems per generate call; batching only speeds up the CPU run
-out_dir = "runs"
+dtype = "float32"  # the official RR code: float32
+device = "cpu"
+out_dir = None  # None: runs/evals/ at the repository root
 
 # %%
 cfg = book.config_from(EvalConfig, globals())
 
 # %%
-lm = load_model(cfg.model, device="cuda" if torch.cuda.is_available() else "cpu")
+lm = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
 problems = load_problems(cfg.dataset, cfg.n)
 rr = cfg.intervention_config()
 triggers = word_ids(lm, rr.words, case_sensitive=True)
@@ -152,24 +147,8 @@ results = {name: evaluate(lm, problems, config, progress=False) for name, config
 # often agrees with the regular one.
 
 # %%
-origin = results["Origin"].frame().set_index("id")
-rows = []
-for name, res in results.items():
-    frame = res.frame().set_index("id")
-    changed = sum(a != b for a, b in zip(frame.output_ids, origin.output_ids))
-    rows.append({
-        "arm": name, "n": res.n, "correct": res.correct, "accuracy": res.accuracy,
-        "ci_low": res.ci[0], "ci_high": res.ci[1],
-        "answer extracted": int(frame.extracted.notna().sum()),
-        "mean tokens": float(frame.tokens.mean()),
-        "triggers": int(frame["triggers"].sum()) if "triggers" in frame else 0,
-        "recycles": int(frame["recycles"].sum()) if "recycles" in frame else 0,
-        "changed": changed,
-        "changed ci_low": wilson_interval(changed, res.n)[0],
-        "changed ci_high": wilson_interval(changed, res.n)[1],
-    })
-summary = pd.DataFrame(rows)
-summary.drop(columns=["changed ci_low", "changed ci_high"]).round(3)
+summary = compare_arms(results, reference="Origin")
+summary.drop(columns=["path", "continuations", "changed_ci_low", "changed_ci_high"]).round(3)
 
 # %% [markdown]
 # ## Paper Fig. 6's bars, on our run
@@ -189,7 +168,7 @@ ax.set(ylim=(0, 1), xlabel="", ylabel="accuracy (95% Wilson interval)",
 counts = summary.melt(id_vars="arm", value_vars=["triggers", "recycles", "changed"], var_name="count",
                       value_name="value")
 sns.barplot(data=counts, x="arm", y="value", hue="count", palette="muted", ax=axes[1])
-axes[1].set(xlabel="", ylabel="steps (triggers, recycles) / outputs (changed)",
+axes[1].set(xlabel="", ylabel="count (steps or outputs)",
             title="what RR did (summed over problems)")
 for ax in axes:
     ax.tick_params(axis="x", labelsize=9)
@@ -203,7 +182,8 @@ plt.show()
 # The first problem whose output RR at `p = 1` changed: Origin's output, then RR's.
 
 # %%
-full = results["RR p=1 (paper text)"].frame().set_index("id")
+origin = results["Origin"].frame()
+full = results["RR p=1 (paper text)"].frame()
 diff = [i for i in origin.index if full.output_ids[i] != origin.output_ids[i]]
 if diff:
     pid = diff[0]
@@ -216,20 +196,12 @@ else:
 # %% [markdown]
 # ## Paper Fig. 6 beside ours
 #
-# The paper's settings come from {data}`mipeaks.recycling.PAPER_RR` (the official `run_RR.sh`).
-# Only the AIME24 headline has a number in the text; the accuracies in that row are our reading
-# of the figure.
+# The paper's rows are {data}`mipeaks.recycling.PAPER_FIG6`, with the settings of the official
+# `run_RR.sh` ({data}`mipeaks.recycling.PAPER_RR`). Only the AIME24 headline has a number in the
+# text; the accuracies in that row are our reading of the figure.
 
 # %%
-paper_settings = PAPER_RR["deepseek-ai/DeepSeek-R1-Distill-Llama-8B"]
-paper_fig6 = pd.DataFrame([
-    {"benchmark": "AIME24", "l*": f"{paper_settings['layer']} of 32", "p": paper_settings["p"],
-     "max tokens": paper_settings["max_new_tokens"], "Origin": "33.3% (10/30, inferred)",
-     "RR": "40.0% (12/30, inferred)", "relative change": "+20% (stated)"},
-    {"benchmark": "GSM8K, MATH500", "l*": f"{paper_settings['layer']} of 32", "p": paper_settings["p"],
-     "max tokens": paper_settings["max_new_tokens"], "Origin": "bars only", "RR": "bars only",
-     "relative change": "RR > Origin (stated)"},
-])
+paper_fig6 = pd.DataFrame(PAPER_FIG6)
 o = summary.set_index("arm")
 code_arm = f"RR p={rr.p:g} (code)"
 
@@ -272,8 +244,8 @@ for row in summary.to_dict("records"):
         f"{row['arm']}: correct": int(row["correct"]),
         f"{row['arm']}: accuracy": row["accuracy"],
         f"{row['arm']}: triggers / recycles / changed": f"{row['triggers']} / {row['recycles']} / {row['changed']}",
-        f"{row['arm']}: answer extracted": int(row["answer extracted"]),
-        f"{row['arm']}: mean tokens": row["mean tokens"],
+        f"{row['arm']}: answer extracted": int(row["answer_extracted"]),
+        f"{row['arm']}: mean tokens": row["mean_tokens"],
     }, digits=3)
 
 # %%

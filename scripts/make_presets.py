@@ -100,6 +100,8 @@ def render(slug: str) -> str:
         "    params: {case_sensitive: false}  # [ours] mask every case and whitespace variant of a word",
         "    seed: 0  # [ours] seed of the random control words",
         "    batch_size: 8  # [ours] left-padded batches; 1 decodes one problem at a time",
+        "    ks: [0, 2, 4, 6, 8, 10]  # [P] Fig. 5's x-axis runs to about 10",
+        "    thinking_list: paper  # [ours] the official R1-Llama-8B list's words; or chapter 4's exported jsonl",
         "  07_recycling:",
         "    dataset: aime24  # [C] run_RR.sh (the paper also shows GSM8K and MATH500)",
         "    n: null  # [P] the whole benchmark (30 problems)",
@@ -110,7 +112,17 @@ def render(slug: str) -> str:
         f"    params: {{layer: {layer}, words: [{words}], p: 0.5}}  # layer: {layer_note}; words, p: [C]",
         "    seed: 0  # [C] run_RR.sh",
         "    batch_size: 1  # [C] one problem at a time",
-        # 08_ttts returns with its chapter (the library path: mipeaks.evaluate.ttts_sweep).
+        "  08_ttts:",
+        "    dataset: gsm8k  # [P] Fig. 7's GSM8K panel (set math500 or aime24 for the others)",
+        "    n: null  # [P] the whole benchmark",
+        "    prompt_style: deepseek-math  # [C]",
+        "    max_new_tokens: 2560  # [P] the largest budget of the GSM8K panel",
+        "    budgets: [256, 512, 1024, 1536, 2048, 2560]  # [P] Fig. 7's GSM8K axis (MATH500: 512-5120; AIME24: about 3072-12288)",
+        "    grading: paper  # [C]",
+        "    intervention: ttts",
+        "    params: {word: Wait, base_tokens: null, answer_tokens: 16}  # word: [ours] not stated; answer_tokens: [C]",
+        "    seed: 0",
+        "    batch_size: 1  # TTTS decodes one problem at a time",
     ]
     return "\n".join(lines) + "\n"
 

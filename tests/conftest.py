@@ -18,8 +18,10 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_free():
+def _seed_and_free(monkeypatch, tmp_path):
+    """Seed torch, keep runs and evaluation records out of the repository, free memory afterwards."""
     torch.manual_seed(0)
+    monkeypatch.setenv("MIPEAKS_RUNS", str(tmp_path / "runs"))
     yield
     gc.collect()
 

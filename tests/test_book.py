@@ -143,17 +143,19 @@ def test_preset_names_exist_and_build_configs(preset: Path, config_classes):
 # ---------------------------------------------------------------------------
 
 
-def test_config_from_and_run_dir():
+def test_config_from():
+    from mipeaks.evaluate import SuppressionSweepConfig
     from mipeaks.theory import BoundsConfig
+
+    SWEEP = {f.name: getattr(SuppressionSweepConfig(), f.name) for f in dataclasses.fields(SuppressionSweepConfig)}
 
     cfg = book.config_from(BoundsConfig, {"n_classes": 4, "h_y_bits": 1.5, "max_cum_mi_bits": None,
                                           "points": 5, "n_tables": 0, "seed": 1, "other": 3})
     assert cfg == BoundsConfig(n_classes=4, h_y_bits=1.5, points=5, n_tables=0, seed=1)
     with pytest.raises(NameError, match="points"):
         book.config_from(BoundsConfig, {"n_classes": 4})
-    assert book.run_dir(cfg) == book.run_dir(BoundsConfig(n_classes=4, h_y_bits=1.5, points=5, n_tables=0, seed=1))
-    assert book.run_dir(cfg) != book.run_dir(BoundsConfig())
-    assert book.run_dir(cfg, root="/x").parent == Path("/x")
+    sweep = book.config_from(SuppressionSweepConfig, {**SWEEP, "ks": [0, 3]})  # papermill injects lists
+    assert sweep.ks == (0, 3)
 
 
 def test_print_numbers_and_labels(capsys):

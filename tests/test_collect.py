@@ -96,3 +96,27 @@ def test_run_resumes_with_identical_files(embedded, tmp_path):
 def test_config_validation():
     with pytest.raises(ValueError, match="gold"):
         CollectConfig(gold="boxed")
+
+
+def test_git_commit_is_dirty_only_for_sources(tmp_path) -> None:
+    import subprocess
+
+    from mipeaks.provenance import git_commit
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "mipeaks").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "mipeaks" / "x.py").write_text("a = 1\n")
+    (tmp_path / "notebooks" / "01.ipynb").write_text("{}\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    head = git_commit(root=tmp_path)
+    assert head is not None and len(head) == 40 and not head.endswith("-dirty")
+    (tmp_path / "notebooks" / "01.ipynb").write_text('{"executed": true}\n')  # re-executed outputs
+    assert git_commit(root=tmp_path) == head
+    (tmp_path / "mipeaks" / "x.py").write_text("a = 2\n")  # code that changes numbers
+    assert git_commit(root=tmp_path) == head + "-dirty"
+    assert git_commit(root=tmp_path / "nowhere") is None

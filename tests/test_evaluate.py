@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 from mipeaks.data import Problem
-from mipeaks.evaluate import EvalConfig, evaluate, suppression_sweep, ttts_sweep, wilson_interval
+from mipeaks.evaluate import (
+    EvalConfig,
+    SuppressionSweepConfig,
+    TTTSSweepConfig,
+    compare_arms,
+    evaluate,
+    load_result,
+    suppression_sweep,
+    ttts_sweep,
+    wilson_interval,
+)
 from mipeaks.generation import Intervention
-from mipeaks.lens import PAPER_THINKING_TOKENS_R1_LLAMA_8B, ThinkingToken
+from mipeaks.lens import ThinkingToken, save_thinking_tokens
 from mipeaks.suppression import word_ids
 
 PROBLEMS = [Problem(id=f"p{i}", question=f"Tom has {i} apples and buys 2 more. How many now?",
@@ -127,20 +138,81 @@ def test_config_errors(tiny) -> None:
 
 
 @pytest.mark.parametrize("tiny", ["llama"], indirect=True)
-def test_sweeps(tiny) -> None:
-    thinking = [ThinkingToken(w, f) for w, f in PAPER_THINKING_TOKENS_R1_LLAMA_8B]
-    cfg = EvalConfig(max_new_tokens=3, out_dir=None)
-    df = suppression_sweep(tiny, PROBLEMS[:2], [0, 2], thinking, seed=1, config=cfg, progress=False)
+def test_suppression_sweep(tiny, tmp_path) -> None:
+    cfg = SuppressionSweepConfig(max_new_tokens=3, ks=[0, 2], seed=1, params={"case_sensitive": False})
+    df = suppression_sweep(tiny, PROBLEMS[:2], cfg, progress=False)
     assert list(df[["k", "arm"]].itertuples(index=False, name=None)) == [
         (0, "thinking"), (0, "random"), (2, "thinking"), (2, "random")]
-    assert df.loc[2, "words"] == "So Let" and len(df.loc[3, "words"].split()) == 2
+    assert df.loc[2, "words"] == "So Let" and len(df.loc[3, "words"].split()) == 2  # the paper list's top 2
     assert df.loc[0, "accuracy"] == df.loc[1, "accuracy"] and (df["n"] == 2).all()
     assert set(word_ids(tiny.tokenizer, df.loc[3, "words"].split()))  # maskable control words
-    assert {"ci_low", "ci_high"} <= set(df.columns) and (df["ci_low"] <= df["ci_high"]).all()
-    df = ttts_sweep(tiny, PROBLEMS[:2], [2, 4], "Wait", answer_tokens=2, config=cfg, progress=False)
+    assert (df["ci_low"] <= df["ci_high"]).all() and (df.loc[:1, "changed"] == 0).all()
+    assert df.loc[2, "banned_ids"] == len(word_ids(tiny.tokenizer, ["So", "Let"]))
+    # under greedy decoding a mask changes an output exactly when the unmasked output uses a banned id
+    assert (df["changed"] == df["baseline_uses_banned"]).all()
+    # a chapter-4 style jsonl gives the same words as the built-in list
+    path = save_thinking_tokens([ThinkingToken("So", 9), ThinkingToken("\\", 8), ThinkingToken("Let", 7)],
+                                tmp_path / "list.jsonl")
+    again = suppression_sweep(tiny, PROBLEMS[:2], cfg, thinking_list=str(path), progress=False)
+    assert again.loc[2, "words"] == "So Let" and again.loc[2, "correct"] == df.loc[2, "correct"]
+
+
+@pytest.mark.parametrize("tiny", ["llama"], indirect=True)
+def test_ttts_sweep(tiny) -> None:
+    cfg = TTTSSweepConfig(max_new_tokens=4, budgets=[2, 4], params={"word": "Wait", "answer_tokens": 2})
+    df = ttts_sweep(tiny, PROBLEMS[:2], cfg, progress=False)
     assert list(df[["budget", "method"]].itertuples(index=False, name=None)) == [
         (2, "origin"), (2, "ttts"), (4, "origin"), (4, "ttts")]
     assert (df["mean_reasoning_tokens"] <= df["budget"]).all()
+    assert (df[df.method == "origin"]["changed"] == 0).all() and (df[df.method == "origin"]["continuations"] == 0).all()
+    ttts = load_result(df.path.iloc[-1])
+    assert df["continuations"].iloc[-1] == sum(r["continuations"] for r in ttts.records)
+
+
+def test_sweep_config_errors() -> None:
+    with pytest.raises(ValueError, match="non-negative"):
+        SuppressionSweepConfig(ks=(0, -1))
+    with pytest.raises(ValueError, match="case_sensitive"):
+        SuppressionSweepConfig(params={"words": ["So"]})
+    with pytest.raises(ValueError, match="intervention 'suppress'"):
+        SuppressionSweepConfig(intervention="recycle", params={"layer": 1})
+    with pytest.raises(ValueError, match="exceed max_new_tokens"):
+        TTTSSweepConfig(max_new_tokens=100, budgets=(64, 128))
+    with pytest.raises(ValueError, match="total_budget"):
+        TTTSSweepConfig(params={"total_budget": 8})
+    sweep = SuppressionSweepConfig(ks=(0, 5), thinking_list="paper")
+    assert type(sweep.eval_config()) is EvalConfig and sweep.eval_config().intervention == "suppress"
+    # the sweep axis is not part of a run's identity: every k shares the baseline's records
+    assert sweep.fingerprint() == replace(sweep, ks=(0, 1)).fingerprint()
+
+
+@pytest.mark.parametrize("tiny", ["llama"], indirect=True)
+def test_compare_arms_and_load_result(tiny, tmp_path) -> None:
+    tok = tiny.tokenizer
+    base = EvalConfig(max_new_tokens=6, out_dir=str(tmp_path))
+    plain = evaluate(tiny, PROBLEMS, base, progress=False)
+    answer = Force(tok.encode(" \\boxed{4}", add_special_tokens=False), tok.eos_token_id)
+    forced = evaluate(tiny, PROBLEMS, base, intervention=answer, progress=False)
+    table = compare_arms({"plain": plain, "forced": forced}, reference="plain").set_index("arm")
+    assert table.loc["plain", "changed"] == 0 and table.loc["forced", "changed"] == 3
+    assert table.loc["forced", "correct"] == 1 and table.loc["forced", "answer_extracted"] == 3
+    assert table.loc["forced", "changed_share"] == 1.0 and table.loc["forced", "changed_ci_low"] > 0.4
+    back = load_result(forced.path)
+    assert back.records == forced.records and back.config == forced.config
+    with pytest.raises(KeyError):
+        compare_arms({"plain": plain}, reference="forced")
+    short = evaluate(tiny, PROBLEMS[:2], base, progress=False)
+    with pytest.raises(ValueError, match="same problems"):
+        compare_arms({"plain": plain, "short": short}, reference="plain")
+
+
+@pytest.mark.parametrize("tiny", ["llama"], indirect=True)
+def test_records_default_to_the_runs_root_and_dtype_is_checked(tiny, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("MIPEAKS_RUNS", str(tmp_path / "elsewhere"))
+    res = evaluate(tiny, PROBLEMS[:1], EvalConfig(max_new_tokens=2), progress=False)
+    assert res.path.parent == tmp_path / "elsewhere" / "evals" and res.path.exists()
+    with pytest.raises(ValueError, match="dtype"):
+        evaluate(tiny, PROBLEMS[:1], EvalConfig(max_new_tokens=2, dtype="bfloat16"), progress=False)
 
 
 @pytest.mark.slow
