@@ -564,7 +564,7 @@ def ttts_sweep(
     """
     config = config or TTTSSweepConfig()
     config = replace(config, **overrides) if overrides else config
-    shared = {k: v for k, v in config.params.items() if k == "answer_tokens" or k == "answer_suffix"}
+    shared = {k: v for k, v in config.params.items() if k in ("answer_tokens", "answer_suffix")}  # Origin takes these
     rows = []
     for budget in config.budgets:
         origin = evaluate(model, problems, config.eval_config(intervention="origin",
