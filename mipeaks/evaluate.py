@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from jaxtyping import Int
 from tqdm.auto import tqdm
 
 from .data import Problem, encode_prompt, format_prompt, load_problems
@@ -36,7 +37,7 @@ from .models import LoadedModel, load_model
 from .provenance import runs_root, versions
 from .recycling import Recycle, RecycleConfig
 from .suppression import SuppressConfig, random_control_words, thinking_words, word_ids
-from .ttts import TTTSConfig
+from .ttts import ANSWER_SUFFIX, TTTSConfig
 
 __all__ = [
     "COUNTERS",
@@ -48,11 +49,15 @@ __all__ = [
     "build_intervention",
     "compare_arms",
     "evaluate",
+    "gold_logprob",
     "load_result",
     "suppression_sweep",
     "ttts_sweep",
     "wilson_interval",
 ]
+
+#: Version of the record layout; part of every fingerprint, so files of an older layout are not resumed.
+RECORD_FORMAT = 2
 
 #: Intervention names understood by :func:`evaluate`, with the config class their params fill.
 INTERVENTIONS: dict[str, type] = {
@@ -147,6 +152,7 @@ class EvalConfig:
         """Hash of every field that changes a record (not ``n``, ``batch_size``, ``device``, ``out_dir``)."""
         keep = {k: v for k, v in asdict(self.eval_config()).items()
                 if k not in ("n", "batch_size", "device", "out_dir")}
+        keep["record_format"] = RECORD_FORMAT
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
     def eval_config(self, **changes: Any) -> EvalConfig:
@@ -247,6 +253,37 @@ def _load_existing(path: Path, manifest: dict[str, Any]) -> dict[str, dict[str, 
     return records
 
 
+@torch.inference_mode()
+def gold_logprob(model: LoadedModel, context_ids: Sequence[int] | Int[torch.Tensor, "L"], answer: str,
+                 *, suffix: str = ANSWER_SUFFIX) -> float:
+    """Mean log-probability per token of the gold answer after a context (teacher-forced, no plug-ins).
+
+    The scored sequence is ``context_ids + ids(suffix + " \\boxed{") + ids(answer + "}")``; each part
+    is encoded on its own (no special tokens), as TTTS appends ids, and only the last part is scored.
+    :func:`evaluate` calls it with the prompt and the model's reasoning, so the value says how much
+    that reasoning supports the right answer, a graded signal where accuracy is 0 everywhere.
+
+    Returns:
+        The mean over the answer's tokens of ``log p(token | everything before it)`` (nats; <= 0).
+    """
+    tok = model.tokenizer
+    head = [int(i) for i in torch.as_tensor(context_ids).flatten().tolist()]
+    head += tok.encode(suffix + " \\boxed{", add_special_tokens=False)
+    target = tok.encode(f"{answer}}}", add_special_tokens=False)
+    ids = torch.tensor([head + target], device=model.device)
+    logits = model.hf_model(input_ids=ids, logits_to_keep=len(target) + 1).logits[0, :-1].float()
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(target, device=model.device)[:, None])
+    return float(logp.mean())
+
+
+def _reasoning_ids(row: dict[str, Any]) -> list[int]:
+    """A record's output up to the answer: TTTS/Origin reasoning segments, else the output less a final stop."""
+    if "segments" in row:
+        n = sum(length for kind, length in row["segments"] if kind in ("base", "word", "continue"))
+        return row["output_ids"][:n]
+    return row["output_ids"][:-1] if row["stop_reason"] == "eos" else row["output_ids"]
+
+
 def _decode(model: LoadedModel, config: EvalConfig, problems: Sequence[Problem],
             plugins: Sequence[Intervention]) -> list[dict[str, Any]]:
     """Decode and grade one batch: a record per problem (``graded`` is the text graded)."""
@@ -274,6 +311,7 @@ def _decode(model: LoadedModel, config: EvalConfig, problems: Sequence[Problem],
             rows.append(row)
     out = []
     for problem, prompt, row in zip(problems, prompts, rows):
+        row["gold_logprob"] = gold_logprob(model, prompt.tolist() + _reasoning_ids(row), problem.answer)
         graded = grade(row.pop("graded"), problem.answer, mode=config.grading)
         out.append(dict(id=problem.id, dataset=problem.dataset or config.dataset,
                         prompt=format_prompt(problem, config.prompt_style, tok), prompt_tokens=len(prompt),
@@ -388,6 +426,18 @@ def load_result(path: str | Path) -> EvalResult:
 COUNTERS = ("triggers", "recycles", "continuations")
 
 
+def _mean_ci(values: Sequence[float], z: float = 1.96) -> tuple[float, float, float]:
+    """Mean and normal-approximation 95% interval (``z`` standard errors); nan bounds for fewer than 2 values."""
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = sum(values) / n
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    half = z * math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+    return mean, mean - half, mean + half
+
+
 def _arm_row(res: EvalResult, ref: EvalResult) -> dict[str, Any]:
     """Accuracy of ``res`` and how it differs from the reference run ``ref`` (same problems)."""
     mine = {r["id"]: r for r in res.records}
@@ -403,6 +453,10 @@ def _arm_row(res: EvalResult, ref: EvalResult) -> dict[str, Any]:
                mean_tokens=sum(r["tokens"] for r in res.records) / max(res.n, 1),
                changed=changed, changed_share=changed / max(res.n, 1), changed_ci_low=changed_low,
                changed_ci_high=changed_high, answer_changed=answer_changed)
+    gold = [mine[i]["gold_logprob"] for i in mine]
+    diff = [mine[i]["gold_logprob"] - theirs[i]["gold_logprob"] for i in mine]
+    row["mean_gold_logprob"] = sum(gold) / max(len(gold), 1)
+    row["gold_logprob_diff"], row["gold_logprob_diff_ci_low"], row["gold_logprob_diff_ci_high"] = _mean_ci(diff)
     for name in COUNTERS:
         row[name] = sum(int(r.get(name, 0)) for r in res.records)
     if all("reasoning_tokens" in r for r in res.records):
@@ -417,7 +471,9 @@ def compare_arms(results: Mapping[str, EvalResult], reference: str) -> pd.DataFr
     Columns: ``arm, n, correct, accuracy, ci_low, ci_high, answer_extracted`` (problems with an
     extracted answer), ``mean_tokens``, ``changed`` (outputs whose token ids differ from the
     reference's anywhere) with ``changed_share`` and its Wilson interval, ``answer_changed``
-    (extracted answers that differ; no answer counts as a value), the summed :data:`COUNTERS`
+    (extracted answers that differ; no answer counts as a value), ``mean_gold_logprob`` (see
+    :func:`gold_logprob`) and ``gold_logprob_diff`` with its 95% interval (the mean paired change
+    against the reference, problem by problem), the summed :data:`COUNTERS`
     (``triggers``, ``recycles``: RR; ``continuations``: TTTS words appended), ``mean_reasoning_tokens``
     when the records have it (TTTS/Origin), and ``path``.
 

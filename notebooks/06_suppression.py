@@ -44,17 +44,18 @@
 #
 # :::{important}
 # **Which model produced these numbers.** The committed outputs come from the **CPU default**:
-# the embedded **SmolLM2-135M-Instruct** (float32, CPU) on the **first 8 GSM8K test problems**,
+# the embedded **SmolLM2-135M-Instruct** (float32, CPU) on the **first 20 GSM8K test problems**,
 # its chat template, greedy decoding, at most **48 new tokens**. They are not the paper's
 # numbers, which come from a distilled R1 model of 8B parameters on the full benchmarks with
 # thousands of tokens per answer.
 #
 # A 135M model answers almost no GSM8K problem correctly (its accuracy is near 0% at any length
 # we can afford on a CPU), so the accuracy curves below are flat at or near zero and, with 8
-# problems, their 95% Wilson intervals run from 0% to about 32%. They cannot confirm or refute the
+# problems, their 95% Wilson intervals run from 0% to about 16%. They cannot confirm or refute the
 # paper. The chapter therefore also measures what *does* carry information at this scale: how
-# many outputs the mask changed at all, whether an answer could still be extracted, and how long
-# the outputs were.
+# many outputs the mask changed at all, whether an answer could still be extracted, how long the
+# outputs were, and a graded score: how the suppressed reasoning changes the probability the
+# model gives the **gold** answer afterwards.
 #
 # To run the paper's setting on a GPU, use a preset (see {doc}`../book/reproduce`), which sets
 # the model, the dataset, the prompt and the generation length.
@@ -88,18 +89,18 @@ from mipeaks.suppression import PAPER_FIG5
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"
 dataset = "gsm8k"
-n = 8  # the paper: the whole benchmark
+n = 20  # the paper: the whole benchmark
 prompt_style = "chat"  # the paper: "deepseek-math"; the 135M instruct model needs its chat template
 max_new_tokens = 48  # the paper: thousands
 grading = "verify"
 intervention = "suppress"
 params = {"case_sensitive": False}  # mask every case of each word (the official list's ids: same case only)
 seed = 0  # seed of the random control words
-batch_size = 8  # problems per generate call; batching only speeds up the CPU run
+batch_size = 10  # problems per generate call; batching only speeds up the CPU run
 dtype = "float32"
 device = "cpu"
 out_dir = None
-ks = [0, 2, 5]  # the paper's x-axis runs to about 10; the CPU run stops at 5 (five runs of 8 problems)
+ks = [0, 2, 5]  # the paper's x-axis runs to about 10; the CPU run stops at 5 (five runs of 20 problems)
 thinking_list = "paper"  # the official R1-Llama-8B list's words
 
 # %%
@@ -136,22 +137,31 @@ sweep[sweep.k == kmax][["arm", "words", "banned_ids"]]
 # to write them.
 
 # %%
-summary = sweep.drop(columns=["words", "path", "triggers", "recycles", "continuations"])
+summary = sweep.drop(columns=["words", "path", "triggers", "recycles", "continuations", "changed_ci_low",
+                              "changed_ci_high", "gold_logprob_diff_ci_low", "gold_logprob_diff_ci_high"])
 summary.round(3)
 
 # %% [markdown]
-# ## Accuracy and changed outputs against $k$
+# ## Accuracy, changed outputs and the gold answer's probability against $k$
 #
 # Left: the paper's Fig. 5 axes, accuracy against the number of suppressed words, with 95%
-# Wilson intervals. Right: the share of the 8 outputs that differ from the unsuppressed output
-# at all (again with Wilson intervals).
+# Wilson intervals. Middle: the share of the outputs that differ from the unsuppressed output
+# at all (again with Wilson intervals). Right: how the suppressed reasoning changes the
+# probability of the **gold** answer. After each output the model is given
+# `" Final Answer within \boxed{}:"` and the gold answer, and we take the mean log-probability of
+# the answer's tokens ({func}`mipeaks.evaluate.gold_logprob`); the panel shows its change against
+# $k = 0$, problem by problem, with a 95% interval. This is our addition, not the paper's: a
+# graded signal of whether the reasoning still points at the right answer, which a 135M model's
+# accuracy (0 everywhere) cannot give.
 
 # %%
 palette = {"thinking": "tab:red", "random": "tab:blue"}
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-for ax, (y, low, high, title) in zip(axes, [
-    ("accuracy", "ci_low", "ci_high", "accuracy (95% Wilson interval)"),
-    ("changed_share", "changed_ci_low", "changed_ci_high", "outputs changed by the mask"),
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+for ax, (y, low, high, title, ylim) in zip(axes, [
+    ("accuracy", "ci_low", "ci_high", "accuracy (95% Wilson interval)", (-0.03, 1.03)),
+    ("changed_share", "changed_ci_low", "changed_ci_high", "outputs changed by the mask", (-0.03, 1.03)),
+    ("gold_logprob_diff", "gold_logprob_diff_ci_low", "gold_logprob_diff_ci_high",
+     "change in gold-answer log-prob (nats/token)", None),
 ]):
     sns.lineplot(data=sweep, x="k", y=y, hue="arm", style="arm", markers=True, dashes=False,
                  palette=palette, ax=ax)
@@ -159,9 +169,13 @@ for ax, (y, low, high, title) in zip(axes, [
         shift = 0.08 if arm == "thinking" else -0.08
         ax.errorbar(part.k + shift, part[y], yerr=[part[y] - part[low], part[high] - part[y]], fmt="none",
                     ecolor=palette[arm], capsize=3, alpha=0.7)
-    ax.set(xlabel="number of suppressed words k", ylabel=title, ylim=(-0.03, 1.03), xticks=list(cfg.ks))
+    ax.set(xlabel="number of suppressed words k", ylabel=title, xticks=list(cfg.ks))
+    if ylim:
+        ax.set_ylim(*ylim)
 axes[0].set_title(f"{cfg.dataset.upper()}, first {cfg.n} problems")
 axes[1].set_title("share of outputs that differ from k = 0")
+axes[2].axhline(0, color="k", lw=0.8)
+axes[2].set_title("gold answer after the reasoning, vs k = 0")
 fig.suptitle(f"Suppression on {lm.name} (NOT the paper's model), greedy, {cfg.max_new_tokens} tokens",
              fontsize=11)
 plt.show()
@@ -215,10 +229,18 @@ book.paper_vs_ours(paper_fig5, ours_fig5,
 # banning them leaves greedy outputs untouched, while the paper's thinking words (and, with
 # case-insensitive masking, "so", "the" and "i") occur in most outputs, so banning them rewrites
 # the text from the first occurrence on. In the example above the model routes around a banned
-# "so" with "which is equivalent to", much like the paper's "But wait" for a banned "Wait". The paper's contrast therefore compares a mask that
-# binds with one that mostly does not. A stronger control would ban random words *of similar
-# frequency* in the model's own outputs; the sweep takes any word list, so such a control is one
-# argument away.
+# "so" with "which is equivalent to", much like the paper's "But wait" for a banned "Wait". The
+# paper's contrast therefore compares a mask that binds with one that mostly does not. A stronger
+# control would ban random words *of similar frequency* in the model's own outputs; the sweep
+# takes any word list, so such a control is one argument away.
+#
+# The gold-answer score (right panel) asks whether the rewritten reasoning supports the right
+# answer less. In the committed run it does not, measurably: at $k = 5$ the thinking mask
+# rewrites almost every output, yet the mean change in the gold answer's log-probability is
+# within a few hundredths of a nat of zero, with an interval that spans zero. At this scale the
+# banned words are connectives whose replacements ("which is equivalent to") carry the same
+# arithmetic; whether they carry *reasoning* is the paper's question, and it needs a model that
+# reasons.
 
 # %% [markdown]
 # ## Key numbers (checked in CI)
@@ -235,6 +257,7 @@ for row in sweep.to_dict("records"):
         f"{key}: changed / baseline uses banned / answer extracted":
             f"{row['changed']} / {row['baseline_uses_banned']} / {row['answer_extracted']}",
         f"{key}: mean tokens": row["mean_tokens"],
+        f"{key}: gold log-prob / change vs k=0": f"{row['mean_gold_logprob']:.3f} / {row['gold_logprob_diff']:+.3f}",
     }, digits=3)
 
 # %%

@@ -16,6 +16,7 @@ from mipeaks.evaluate import (
     TTTSSweepConfig,
     compare_arms,
     evaluate,
+    gold_logprob,
     load_result,
     suppression_sweep,
     ttts_sweep,
@@ -24,6 +25,7 @@ from mipeaks.evaluate import (
 from mipeaks.generation import Intervention
 from mipeaks.lens import ThinkingToken, save_thinking_tokens
 from mipeaks.suppression import word_ids
+from mipeaks.ttts import ANSWER_SUFFIX
 
 PROBLEMS = [Problem(id=f"p{i}", question=f"Tom has {i} apples and buys 2 more. How many now?",
                     solution="", answer=str(i + 2), dataset="toy") for i in range(3)]
@@ -223,3 +225,41 @@ def test_embedded_model_on_gsm8k_from_one_call(embedded, tmp_path) -> None:
     assert res.n == 2 and res.path.exists() and res.records[0]["gold"] == "18"
     assert sum(r["recycles"] for r in res.records) >= 0 and all(r["tokens"] <= 12 for r in res.records)
     assert res.summary()["intervention"] == "recycle"
+
+
+@pytest.mark.parametrize("tiny", ["llama", "qwen2"], indirect=True)
+def test_gold_logprob_scores_exactly_the_answer_tokens(tiny) -> None:
+    tok = tiny.tokenizer
+    context = tok.encode("Q: 2 + 2? A: we add.", add_special_tokens=False)
+    head = context + tok.encode(ANSWER_SUFFIX + " \\boxed{", add_special_tokens=False)
+    target = tok.encode("4}", add_special_tokens=False)
+    with torch.inference_mode():
+        logits = tiny.hf_model(input_ids=torch.tensor([head + target])).logits[0].float()  # every position
+    logp = torch.log_softmax(logits, -1)
+    want = sum(float(logp[len(head) - 1 + j, t]) for j, t in enumerate(target)) / len(target)
+    assert gold_logprob(tiny, context, "4") == pytest.approx(want, abs=1e-5)
+    assert gold_logprob(tiny, context, "4") != pytest.approx(gold_logprob(tiny, context, "5"), abs=1e-6)
+
+
+def _prompt_ids(model, problem) -> list[int]:
+    from mipeaks.data import encode_prompt
+
+    return encode_prompt(model.tokenizer, problem, "deepseek-math").tolist()
+
+
+@pytest.mark.parametrize("tiny", ["llama"], indirect=True)
+def test_records_carry_the_gold_logprob_of_their_reasoning(tiny) -> None:
+    base = EvalConfig(max_new_tokens=5)
+    res = evaluate(tiny, PROBLEMS[:2], base, progress=False)
+    origin = evaluate(tiny, PROBLEMS[:2], base, intervention="origin", params=dict(total_budget=5, answer_tokens=2),
+                      progress=False)
+    for plain, forced, problem in zip(res.records, origin.records, PROBLEMS):
+        assert plain["gold_logprob"] < 0
+        # greedy Origin reasons with the same tokens as plain decoding, so the score is the same
+        assert forced["gold_logprob"] == pytest.approx(plain["gold_logprob"], abs=1e-5)
+        reasoning = plain["output_ids"][: len(plain["output_ids"]) - (plain["stop_reason"] == "eos")]
+        want = gold_logprob(tiny, _prompt_ids(tiny, problem) + reasoning, problem.answer)
+        assert plain["gold_logprob"] == pytest.approx(want, abs=1e-5)  # scored on prompt + reasoning
+    table = compare_arms({"plain": res, "origin": origin}, reference="plain").set_index("arm")
+    assert table.loc["plain", "gold_logprob_diff"] == 0.0
+    assert abs(table.loc["origin", "gold_logprob_diff"]) < 1e-5
