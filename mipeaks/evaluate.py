@@ -51,6 +51,7 @@ __all__ = [
     "evaluate",
     "gold_logprob",
     "load_result",
+    "show_first_change",
     "suppression_sweep",
     "ttts_sweep",
     "wilson_interval",
@@ -420,6 +421,26 @@ def load_result(path: str | Path) -> EvalResult:
             record = json.loads(line)
             records[str(record["id"])] = record
     return EvalResult(config=EvalConfig(**manifest["config"]), records=list(records.values()), path=path)
+
+
+def show_first_change(reference: EvalResult, other: EvalResult, labels: tuple[str, str] = ("reference", "other"),
+                      ) -> str | None:
+    """Print the first problem whose output differs between two runs: gold, then both outputs.
+
+    Returns:
+        The problem's id, or None (after saying so) when every output is the same.
+    """
+    theirs = {r["id"]: r for r in other.records}
+    for mine in reference.records:
+        changed = theirs.get(mine["id"])
+        if changed is not None and changed["output_ids"] != mine["output_ids"]:
+            print(f"problem {mine['id']} (gold {mine['gold']})")
+            for label, rec in zip(labels, (mine, changed)):
+                extra = f"; {rec['recycles']} recycles" if "recycles" in rec else ""
+                print(f"--- {label}, extracted {rec['extracted']!r}{extra}:\n{rec['output_text']}")
+            return str(mine["id"])
+    print(f"no output differs between {labels[0]} and {labels[1]}")
+    return None
 
 
 #: Per-problem counters that :func:`compare_arms` sums when an arm's records have them.

@@ -71,7 +71,7 @@ import pandas as pd
 import seaborn as sns
 
 from mipeaks.data import load_problems
-from mipeaks.evaluate import SuppressionSweepConfig, load_result, suppression_sweep
+from mipeaks.evaluate import SuppressionSweepConfig, load_result, show_first_change, suppression_sweep
 from mipeaks.models import load_model
 from mipeaks.suppression import PAPER_FIG5
 
@@ -187,16 +187,9 @@ plt.show()
 # then the suppressed one. This shows *how* the model routes around the banned words.
 
 # %%
-base = load_result(sweep.path[sweep.k == 0].iloc[0]).frame()
-think_max = load_result(sweep.path[(sweep.k == kmax) & (sweep.arm == "thinking")].iloc[0]).frame()
-diff = [i for i in base.index if think_max.output_ids[i] != base.output_ids[i]]
-if diff:
-    pid = diff[0]
-    print(f"problem {pid} (gold {base.gold[pid]})\n--- k = 0, extracted {base.extracted[pid]!r}:\n"
-          f"{base.output_text[pid]}\n--- thinking k = {kmax}, extracted {think_max.extracted[pid]!r}:\n"
-          f"{think_max.output_text[pid]}")
-else:
-    print("no output was changed by the largest thinking mask")
+show_first_change(load_result(sweep.path[sweep.k == 0].iloc[0]),
+                  load_result(sweep.path[(sweep.k == kmax) & (sweep.arm == "thinking")].iloc[0]),
+                  labels=("k = 0", f"thinking k = {kmax}"));
 
 # %% [markdown]
 # ## Paper Fig. 5 beside ours

@@ -79,7 +79,7 @@ import pandas as pd
 import seaborn as sns
 
 from mipeaks.data import load_problems
-from mipeaks.evaluate import EvalConfig, compare_arms, evaluate
+from mipeaks.evaluate import EvalConfig, compare_arms, evaluate, show_first_change
 from mipeaks.models import load_model
 from mipeaks.recycling import PAPER_FIG6, PAPER_RR_WORDS
 from mipeaks.suppression import word_ids
@@ -196,16 +196,7 @@ plt.show()
 # The first problem whose output RR at `p = 1` changed: Origin's output, then RR's.
 
 # %%
-origin = results["Origin"].frame()
-full = results["RR p=1 (paper text)"].frame()
-diff = [i for i in origin.index if full.output_ids[i] != origin.output_ids[i]]
-if diff:
-    pid = diff[0]
-    print(f"problem {pid} (gold {origin.gold[pid]}); {full.recycles[pid]} recycles\n"
-          f"--- Origin, extracted {origin.extracted[pid]!r}:\n{origin.output_text[pid]}\n"
-          f"--- RR p=1, extracted {full.extracted[pid]!r}:\n{full.output_text[pid]}")
-else:
-    print("RR at p=1 changed no output")
+show_first_change(results["Origin"], results["RR p=1 (paper text)"], labels=("Origin", "RR p=1"));
 
 # %% [markdown]
 # ## Paper Fig. 6 beside ours

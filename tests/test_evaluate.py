@@ -18,6 +18,7 @@ from mipeaks.evaluate import (
     evaluate,
     gold_logprob,
     load_result,
+    show_first_change,
     suppression_sweep,
     ttts_sweep,
     wilson_interval,
@@ -263,3 +264,17 @@ def test_records_carry_the_gold_logprob_of_their_reasoning(tiny) -> None:
     table = compare_arms({"plain": res, "origin": origin}, reference="plain").set_index("arm")
     assert table.loc["plain", "gold_logprob_diff"] == 0.0
     assert abs(table.loc["origin", "gold_logprob_diff"]) < 1e-5
+
+
+@pytest.mark.parametrize("tiny", ["llama"], indirect=True)
+def test_show_first_change(tiny, capsys) -> None:
+    tok = tiny.tokenizer
+    base = EvalConfig(max_new_tokens=4)
+    plain = evaluate(tiny, PROBLEMS, base, progress=False)
+    forced = evaluate(tiny, PROBLEMS, base, intervention=Force(tok.encode(" 7", add_special_tokens=False),
+                                                               tok.eos_token_id), progress=False)
+    assert show_first_change(plain, forced, labels=("plain", "forced")) == "p0"
+    out = capsys.readouterr().out
+    assert out.startswith("problem p0 (gold 2)") and "--- plain, extracted" in out and "--- forced, extracted '7'" in out
+    assert show_first_change(plain, plain) is None
+    assert "no output differs" in capsys.readouterr().out
