@@ -482,13 +482,18 @@ def count_thinking_tokens(
     alphabetic: bool = True,
     top: int | None = None,
     case_sensitive: bool = True,
+    pool_whitespace: bool = True,
 ) -> list[ThinkingToken]:
     """Pool peak tokens over problems into a ranked thinking-token list (official aggregation).
 
-    Each id is decoded on its own and counted under its word (:func:`word_key`: the stripped
-    text, so ``"So"`` and ``" So"`` count together). With ``alphabetic=True`` only words matching
-    ``^[a-zA-Z]+$`` are kept, the paper's filter, which drops ``" "``, ``"\\n\\n"``,
-    ``"\\("``, ``"1"``, ... Words are ranked by frequency, ties by word.
+    Each id is decoded on its own and counted under its word. With ``pool_whitespace=True`` the
+    word is :func:`word_key` (the stripped text), so ``"So"`` and ``" So"`` count together, as in
+    the official jsonl list (its ``So`` entry holds every variant's id). With
+    ``pool_whitespace=False`` the raw decoded text is the word, so ``" So"`` and ``"So"`` are
+    separate entries, as in the official plotting notebook's bar chart (Fig. 4). With
+    ``alphabetic=True`` only words whose stripped text matches ``^[a-zA-Z]+$`` are kept, the
+    paper's filter, which drops ``" "``, ``"\\n\\n"``, ``"\\("``, ``"1"``, ... Words are
+    ranked by frequency, ties by word.
 
     Args:
         model_or_tokenizer: a :class:`~mipeaks.models.LoadedModel` or a tokenizer.
@@ -497,10 +502,13 @@ def count_thinking_tokens(
         top: keep the ``top`` most frequent words (``None``: all). The paper's Fig. 4 shows 15.
         case_sensitive: passed to :func:`word_variant_ids` for each word's ``token_ids``
             (counting itself is always case-sensitive, like the official code).
+        pool_whitespace: count whitespace variants of a word together (the jsonl list) or apart
+            (the notebook's figure).
 
     Returns:
-        :class:`ThinkingToken` s, most frequent first; each lists every vocabulary id of its
-        word (:func:`word_variant_ids`), so interventions can mask all of them.
+        :class:`ThinkingToken` s, most frequent first; pooled, each lists every vocabulary id of
+        its word (:func:`word_variant_ids`), so interventions can mask all of them; unpooled,
+        each lists the ids that decode to exactly its text.
     """
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 0):
         raise ValueError(f"top must be a non-negative int or None, got {top!r}")
@@ -511,14 +519,20 @@ def count_thinking_tokens(
     unique = sorted(ids)
     texts = tokenizer.batch_decode([[i] for i in unique], clean_up_tokenization_spaces=False)
     words: Counter[str] = Counter()
+    raw_ids: dict[str, set[int]] = {}
     for i, text in zip(unique, texts):
         word = word_key(text)
         if alphabetic and not ALPHABETIC.match(word):
             continue
+        if not pool_whitespace:
+            word = text
+            raw_ids.setdefault(word, set()).add(i)
         words[word] += ids[i]
     ranked = sorted(words.items(), key=lambda item: (-item[1], item[0]))
     if top is not None:
         ranked = ranked[:top]
+    if not pool_whitespace:
+        return [ThinkingToken(word, freq, tuple(sorted(raw_ids[word]))) for word, freq in ranked]
     return [
         ThinkingToken(word, freq, tuple(word_variant_ids(tokenizer, word, case_sensitive=case_sensitive)))
         for word, freq in ranked

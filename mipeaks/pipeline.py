@@ -87,6 +87,8 @@ class MIConfig:
         top_k: number of peaks for ``"topk"`` (the code: 20).
         token_mode: ``"generated"`` (the code: the token produced at the peak step) or ``"lens"``
             (paper text: final norm + unembedding of the peak state).
+        pool_whitespace: count a word's whitespace variants together (``" So"`` and ``"So"``: the
+            official jsonl list, default) or apart (the official notebook's Fig. 4 bars).
         run_root: folder holding run directories; None: :func:`runs_root` (``$MIPEAKS_RUNS`` or
             ``runs/`` at the repository root, wherever the notebook runs from).
     """
@@ -108,6 +110,7 @@ class MIConfig:
     tau: float = 1.5
     top_k: int = 20
     token_mode: str = "generated"
+    pool_whitespace: bool = True
     run_root: str | None = None
 
     def __post_init__(self) -> None:
@@ -208,7 +211,7 @@ def thinking_tokens(model: LoadedModel, run: Run, trajs: dict[str, np.ndarray], 
         found = peaks.find_peaks(trajs[trace.problem_id], rule=config.peak_rule, tau=config.tau, k=config.top_k)
         pooled.append(lens.peak_tokens(model, (trace.token_ids, {trace.layer: trace.states}), found,
                                        mode=config.token_mode, layer=trace.layer))
-    return lens.count_thinking_tokens(model, pooled, top=top)
+    return lens.count_thinking_tokens(model, pooled, top=top, pool_whitespace=config.pool_whitespace)
 
 
 def main(argv: list[str] | None = None) -> None:

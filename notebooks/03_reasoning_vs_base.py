@@ -89,6 +89,7 @@ peak_rule = "iqr"
 tau = 1.5
 top_k = 20  # as in the official code; at 128 steps that marks about 1 step in 6
 token_mode = "generated"
+pool_whitespace = True  # count " So" and "So" together (the jsonl list); False: apart (the notebook's Fig. 4)
 run_root = None
 base_model = None  # the non-reasoning model of the pair, e.g. meta-llama/Llama-3.1-8B
 contrast_layer = "middle"  # a second layer of the same generations, not a paper comparison; None skips it

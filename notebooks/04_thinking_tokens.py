@@ -96,6 +96,7 @@ peak_rule = "topk"  # the rule of the official token counts; IQR gives too few p
 tau = 1.5
 top_k = 20  # as in the official code; at 128 steps that marks about 1 step in 6
 token_mode = "generated"
+pool_whitespace = True  # count " So" and "So" together (the jsonl list); False: apart (the notebook's Fig. 4)
 run_root = None
 
 # %%

@@ -104,6 +104,7 @@ peak_rule = "iqr"
 tau = 1.5
 top_k = 20
 token_mode = "generated"
+pool_whitespace = True  # count " So" and "So" together (the jsonl list); False: apart (the notebook's Fig. 4)
 run_root = None
 
 # %%

@@ -30,6 +30,9 @@ MODELS: dict[str, tuple[str, str, int, str, str | None]] = {
     "llama-3.3-70b-instruct": ("meta-llama/Llama-3.3-70B-Instruct", "base", 80, "auto", "r1-llama-70b"),
 }
 
+#: The reasoning models whose pair Fig. 3 plots (the other pairs appear in Table 2 only).
+FIG3_MODELS = ("r1-llama-8b", "r1-qwen-14b")
+
 MI_CHAPTERS = ("01_mi_trajectories", "02_peak_statistics", "03_reasoning_vs_base", "04_thinking_tokens",
                "09_what_hsic_measures")
 
@@ -73,21 +76,31 @@ def render(slug: str) -> str:
         "    tau: 1.5  # [P]",
         "    top_k: 20  # [C]",
         "    token_mode: generated  # [C] the generated token ([P] logit lens: lens)",
+        "    pool_whitespace: true  # [C] the jsonl list pools ' So' and 'So'",
     ]
     lines.append(f"  {MI_CHAPTERS[0]}: &mi")
     lines += mi
     for chapter in MI_CHAPTERS[1:]:
+        if chapter == "04_thinking_tokens":
+            # Fig. 4 is the official notebook's figure: top-20 steps per trace, tokens counted unstripped.
+            lines += [f"  {chapter}:", "    <<: *mi",
+                      "    peak_rule: topk  # [C] Fig. 4 counts the notebook's top-20 MI steps per trace",
+                      "    pool_whitespace: false  # [C] the notebook counts ' So' and 'So' as separate bars"]
+            continue
         if chapter != "03_reasoning_vs_base":
             lines.append(f"  {chapter}: *mi")
             continue
-        lines += [f"  {chapter}:", "    <<: *mi"]
+        lines += [f"  {chapter}:", "    <<: *mi",
+                  "    contrast_layer: null  # [ours] the second-layer contrast is not in the paper: skipped"]
+        pair = slug if role == "reasoning" else partner
+        figure = "Fig. 3 and Table 2 pair" if pair in FIG3_MODELS else "Table 2 pair (Fig. 3 shows only R1-Llama-8B and R1-Qwen-14B)"
         if role == "reasoning":
             base = MODELS[partner][0] if partner else "Qwen/Qwen2.5-32B"
-            why = "[P] Fig. 3 / Table 2 pair" if partner else "[ours] QwQ-32B is built on Qwen2.5-32B; no pair in the paper"
+            why = f"[P] {figure}" if partner else "[ours] QwQ-32B is built on Qwen2.5-32B; no pair in the paper"
             lines.append(f"    base_model: {base}  # {why}")
         else:
             lines += [f"    model: {MODELS[partner][0]}  # the reasoning model of the pair (this chapter compares both)",
-                      f"    base_model: {model}  # [P] Table 2 pair"]
+                      f"    base_model: {model}  # [P] {figure}"]
     words = ", ".join(["So", "Let", "Hmm", "I", "The", "Okay", "That", "First", "Now", "Wait"])
     lines += [
         "  06_suppression:",

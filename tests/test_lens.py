@@ -230,6 +230,20 @@ def test_count_on_a_hand_built_vocabulary():
     assert raw[" "] == 1 and raw["\n\n"] == 1 and raw["\\("] == 2 and raw["1"] == 1 and raw["x2"] == 1
 
 
+def test_count_unpooled_keeps_whitespace_variants_apart():
+    """The official notebook's Fig. 4 counting: " So" and "So" are separate bars, filter on the stripped text."""
+    vocab = ["So", " So", " so", " ", "\n\n", "1", " Wait", " Hmm"]
+    tok = ListTokenizer(vocab)
+    problems = [[0, 1, 1, 3, 4, 6], [1, 2, 5, 7], [0, 7, 7]]
+    out = count_thinking_tokens(tok, problems, pool_whitespace=False)
+    # " So": 3, " Hmm": 3 (tie -> by text), "So": 2, " Wait": 1, " so": 1; " ", "\n\n", "1" filtered out.
+    assert [(t.word, t.freq, t.token_ids) for t in out] == [
+        (" Hmm", 3, (7,)), (" So", 3, (1,)), ("So", 2, (0,)), (" Wait", 1, (6,)), (" so", 1, (2,)),
+    ]
+    pooled = {t.word: t.freq for t in count_thinking_tokens(tok, problems)}
+    assert pooled["So"] == 5 and pooled["Hmm"] == 3
+
+
 def test_alphabetic_filter_is_the_papers():
     kept = [w for w, _ in PAPER_THINKING_TOKENS_R1_LLAMA_8B if ALPHABETIC.match(w.strip())]
     assert "x" in kept and " " not in kept and "1" not in kept and "\\(" not in kept
