@@ -17,10 +17,13 @@ Differences from the official ``RR_model.RecursiveThinkingModel.generate``:
   problem before it. Here each row has its own coin, seeded by ``seed`` and the row's prompt
   ids: a problem's result depends only on itself (resumable, order- and batch-independent),
   and different problems still get different coins.
-* It re-runs the step on the same ``DynamicCache`` object, so the recycled position ends up
-  with **two** KV entries (both passes') and the sequence grows by one extra cache slot per
-  recycle. The core crops the cache before recomputing, so each position keeps exactly **one**
-  entry: the recycled pass's.
+* It re-runs the step with the same past. Under the transformers version it pins (4.46.1) every
+  call rebuilds a fresh cache from the returned legacy tuple, so each recycled position keeps
+  **one** KV entry, the recycled pass's; the core crops the cache before recomputing and keeps
+  the same single entry.
+* It stops only when the *regular* pass's candidate is EOS; the core stops on the *emitted*
+  token (the recycled pass's argmax), so the two differ when recycling turns EOS into another
+  token or another token into EOS.
 
 Only TransformerLens hook names are used, so any architecture :func:`~mipeaks.models.load_model`
 supports works.
