@@ -177,3 +177,11 @@ def test_main_prints_the_table(capsys):
 
 def test_slug_with_a_dot_loads():
     assert book.load_preset("qwen2.5-14b")["shared"]["model"] == "Qwen/Qwen2.5-14B"
+
+
+def test_book_tables_are_up_to_date():
+    committed = (book.REPO_ROOT / "book" / "_generated" / "plans.md").read_text(encoding="utf-8")
+    assert committed == plan.book_tables(), "run scripts/plan_tables.py and commit book/_generated/plans.md"
+    assert "{include} _generated/plans.md" in (book.REPO_ROOT / "book" / "reproduce.md").read_text()
+    for slug in PRESETS:
+        assert (f"### `{slug}`" in committed) == (slug != "cpu-smoke")
