@@ -425,6 +425,10 @@ def plan(preset: str | Path | Mapping[str, Any], *, gpu: str = "a100-80gb",
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
 
 
+_NUMERIC = ("problems", "arms", "batch", "generated", "teacher_forced", "weights_GiB", "kv_GiB", "devices",
+            "gpu_hours")
+
+
 def format_plan(df: pd.DataFrame, fmt: str = "text") -> str:
     """Render a :func:`plan` table as ``"text"``, ``"markdown"`` or ``"csv"`` (fixed number formats)."""
     out = df.copy()
@@ -435,8 +439,12 @@ def format_plan(df: pd.DataFrame, fmt: str = "text") -> str:
         out[col] = out[col].map(lambda v: f"{int(v):,}" if v != "" else "")
     if fmt == "csv":
         return out.to_csv(index=False)
-    if fmt == "markdown":
-        return out.to_markdown(index=False, disable_numparse=True) + "\n"
+    if fmt == "markdown":  # numbers right-aligned; no tabulate dependency
+        right = [c for c in out.columns if c in _NUMERIC]
+        lines = ["| " + " | ".join(out.columns) + " |",
+                 "|" + "|".join("--:" if c in right else ":--" for c in out.columns) + "|"]
+        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in out.itertuples(index=False)]
+        return "\n".join(lines) + "\n"
     if fmt == "text":
         return out.to_string(index=False) + "\n"
     raise PlanError(f"unknown format {fmt!r}: use text, markdown or csv")
