@@ -77,7 +77,9 @@ __all__ = [
     "PlanError",
     "architecture",
     "architectures",
+    "book_tables",
     "chapters",
+    "format_plan",
     "main",
     "plan",
     "presets",
@@ -292,11 +294,13 @@ def _chapter_jobs(stem: str, p: Mapping[str, Any], seen: dict[tuple, str], where
 
 
 def _jobs(stem: str, p: Mapping[str, Any], seen: dict[tuple, str], where: str) -> list[_Job]:
+    """What each kind of chapter runs (MI collection, suppression sweep, TTTS sweep, RR arms, one arm)."""
     if "model" not in p:
         return [_Job(stem, "", "", note="no model")]
     model, dtype = str(p["model"]), str(p.get("dtype", "float32"))
     arch = architecture(model)
     n, batch = _n_problems(p, where), int(p.get("batch_size", 1))
+    T = int(p["max_new_tokens"])
     jobs: list[_Job] = []
     if "layer" in p:  # an MI chapter: one trace collection (shared between chapters with equal settings)
         checked = [f"layer {_resolve_layer(p['layer'], arch, where)}"]
@@ -310,7 +314,6 @@ def _jobs(stem: str, p: Mapping[str, Any], seen: dict[tuple, str], where: str) -
             elif p.get("contrast_layer") is not None:
                 checked.append(f"contrast {_resolve_layer(p['contrast_layer'], a, where + ' contrast_layer')}")
             key = tuple(str(p.get(k)) for k in collect_keys if k != "model") + (name,)
-            T = int(p["max_new_tokens"])
             job = _Job(stem, name, dtype, problems=n, arms=1, batch=batch, longest=T, layers="; ".join(checked))
             if key in seen:
                 job.arms, job.note = 0, f"reuses the traces of {seen[key]}"
@@ -322,7 +325,6 @@ def _jobs(stem: str, p: Mapping[str, Any], seen: dict[tuple, str], where: str) -
                 job.teacher_forced += n * (PROMPT_TOKENS + T)
             jobs.append(job)
         return jobs
-    T = int(p["max_new_tokens"])
     if "ks" in p:  # suppression sweep: the baseline, then thinking and random words at every k > 0
         arms = 1 + 2 * sum(1 for k in p["ks"] if int(k) > 0)
         return [_Job(stem, model, dtype, problems=n, arms=arms, batch=batch, longest=T, generated=arms * n * T,
@@ -332,16 +334,17 @@ def _jobs(stem: str, p: Mapping[str, Any], seen: dict[tuple, str], where: str) -
         answer = int((p.get("params") or {}).get("answer_tokens", 16))
         total = sum(int(b) + answer for b in p["budgets"])
         return [_Job(stem, model, dtype, problems=n, arms=2 * len(p["budgets"]), batch=1,
-                     longest=max(int(b) for b in p["budgets"]) + answer, generated=2 * n * total, steps=2 * n * total, teacher_forced=2 * n * (len(p["budgets"]) * PROMPT_TOKENS + total),
+                     longest=max(int(b) for b in p["budgets"]) + answer, generated=2 * n * total,
+                     steps=2 * n * total, teacher_forced=2 * n * (len(p["budgets"]) * PROMPT_TOKENS + total),
                      note=f"budgets {list(p['budgets'])}")]
     if p.get("intervention") == "recycle":  # Origin, RR at the preset's coin p, RR at p = 1
         rr = dict(p.get("params") or {})
         layer = _resolve_layer(rr.get("layer"), arch, where + " RR params.layer")
-        coin = float(rr.get("p", 1.0))
+        coin = float(rr.get("p", 0.5))  # RecycleConfig's default
         steps = math.ceil(n / batch) * T
         return [_Job(stem, model, dtype, problems=n, arms=3, batch=batch, longest=T, generated=3 * n * T,
-                     steps=3 * steps,
-                     teacher_forced=3 * n * (PROMPT_TOKENS + T), recompute=TRIGGER_RATE * (coin + 1.0) / 3,
+                     steps=3 * steps, teacher_forced=3 * n * (PROMPT_TOKENS + T),
+                     recompute=TRIGGER_RATE * (coin + 1.0) / 3,
                      layers=f"RR {layer}", note=f"RR p {coin:g} and 1")]
     steps = math.ceil(n / batch) * T  # any other evaluation chapter: one arm
     return [_Job(stem, model, dtype, problems=n, arms=1, batch=batch, longest=T, generated=n * T, steps=steps,
