@@ -230,6 +230,14 @@ def chapters() -> list[str]:
     return sorted(p.stem for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.py"))
 
 
+@lru_cache(maxsize=None)
+def _defaults(stem: str) -> dict[str, Any]:
+    """A chapter's own parameter values (what a preset does not set), read once per process."""
+    from mipeaks.book import NOTEBOOK_DIR, notebook_parameters
+
+    return notebook_parameters(NOTEBOOK_DIR / f"{stem}.py")
+
+
 def _resolve_layer(layer: Any, arch: Architecture, where: str) -> int:
     """A layer value of a preset as a block index, or a one-line PlanError."""
     n = arch.layers
@@ -398,7 +406,7 @@ def plan(preset: str | Path | Mapping[str, Any], *, gpu: str = "a100-80gb",
     Raises:
         PlanError: unknown preset, GPU or model, or a layer the model does not have (one line).
     """
-    from mipeaks.book import NOTEBOOK_DIR, load_preset, notebook_parameters, preset_parameters
+    from mipeaks.book import load_preset, preset_parameters
 
     if gpu not in GPUS:
         raise PlanError(f"unknown gpu {gpu!r}: use one of {sorted(GPUS)}")
@@ -414,7 +422,7 @@ def plan(preset: str | Path | Mapping[str, Any], *, gpu: str = "a100-80gb",
     rows = []
     for stem in chapters():
         try:
-            params = {**notebook_parameters(NOTEBOOK_DIR / f"{stem}.py"), **preset_parameters(preset, stem)}
+            params = {**_defaults(stem), **preset_parameters(preset, stem)}
         except KeyError as err:
             raise PlanError(f"preset {name}: {err.args[0]}") from None
         for job in _chapter_jobs(stem, params, seen, f"preset {name}, chapter {stem}"):
