@@ -485,15 +485,27 @@ def book_tables(slugs: Sequence[str] | None = None) -> str:
     return "\n".join(head + details) + "\n"
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``mipeaks plan PRESET``: print a preset's plan table; errors are one line on stderr, exit 2."""
-    parser = argparse.ArgumentParser(prog="mipeaks plan", description=__doc__.split("\n", 1)[0])
+    parser = _Parser(prog="mipeaks plan", description="What a preset will cost, offline: per chapter the layers "
+                     "checked, tokens to generate and teacher-force, weights and KV cache, 80 GB devices and "
+                     "GPU-hours (cost model: pydoc mipeaks.plan).")
     parser.add_argument("preset", help="a file stem of notebooks/params/ (or a preset YAML path)")
     parser.add_argument("--gpu", default="a100-80gb", choices=sorted(GPUS), help="GPU of the cost model")
     parser.add_argument("--overhead-ms", type=float, default=None,
                         help="framework overhead per decode step, ms (default: measured 0.81 ms per block)")
     parser.add_argument("--format", default="text", choices=("text", "markdown", "csv"), help="output format")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a bad option (2): a return code, not an exception
+        return int(stop.code or 0)
     try:
         table = plan(args.preset, gpu=args.gpu, overhead_ms=args.overhead_ms)
     except PlanError as err:

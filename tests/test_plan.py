@@ -185,3 +185,10 @@ def test_book_tables_are_up_to_date():
     assert "{include} _generated/plans.md" in (book.REPO_ROOT / "book" / "reproduce.md").read_text()
     for slug in PRESETS:
         assert (f"### `{slug}`" in committed) == (slug != "cpu-smoke")
+
+
+def test_bad_option_is_one_line(capsys):
+    assert plan.main(["r1-llama-8b", "--gpu", "v100"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--gpu" in err and "a100-80gb" in err
+    assert plan.main(["--help"]) == 0 and "GPU-hours" in capsys.readouterr().out
