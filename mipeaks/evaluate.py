@@ -162,8 +162,8 @@ class EvalConfig:
 
     def fingerprint(self) -> str:
         """Hash of every field that changes a record (not ``n``, ``batch_size``, ``device``, ``out_dir``)."""
-        keep = {k: v for k, v in asdict(self.eval_config()).items()
-                if k not in ("n", "batch_size", "device", "out_dir")}
+        keep = {f.name: getattr(self, f.name) for f in fields(EvalConfig)
+                if f.name not in ("n", "batch_size", "device", "out_dir")}
         keep["record_format"] = RECORD_FORMAT
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
