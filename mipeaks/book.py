@@ -300,7 +300,7 @@ def preset_parameters(preset: Mapping[str, Any] | str | Path, notebook: str | Pa
 # ---------------------------------------------------------------------------
 
 
-def _fmt(value: Any, digits: int) -> str:
+def _fmt(value: Any, digits: int, significant: int | None = None) -> str:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return str(value)
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
@@ -312,23 +312,25 @@ def _fmt(value: Any, digits: int) -> str:
             return "nan"
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
-        text = f"{value:.{digits}f}"
+        text = f"{value:.{significant}g}" if significant else f"{value:.{digits}f}"
         return text[1:] if re.fullmatch(r"-0\.?0*", text) else text  # no "-0.000"
     if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
         seq = value.tolist() if hasattr(value, "tolist") else value
-        return "[" + ", ".join(_fmt(v, digits) for v in seq) + "]"
+        return "[" + ", ".join(_fmt(v, digits, significant) for v in seq) + "]"
     return str(value)
 
 
-def print_numbers(mapping: Mapping[str, Any], digits: int = 3) -> None:
+def print_numbers(mapping: Mapping[str, Any], digits: int = 3, *, significant: int | None = None) -> None:
     """Print ``key: value`` lines, floats at ``digits`` decimals, for nbval-checked cells.
 
     Put ``# NBVAL_CHECK_OUTPUT`` in the cell: CI (``--nbval-lax``) then compares this text, so a
     changed result fails while cosmetic output does not. Sequences print element-wise.
+    With ``significant``, floats print at that many significant digits instead (``1.23e-05``),
+    for values of any magnitude; keep it off for differences that may be float noise around 0.
     """
     width = max((len(str(k)) for k in mapping), default=0)
     for key, value in mapping.items():
-        print(f"{str(key):<{width}} : {_fmt(value, digits)}")
+        print(f"{str(key):<{width}} : {_fmt(value, digits, significant)}")
 
 
 def label(source: str, model: str, n: int | None = None, hardware: str | None = None) -> str:

@@ -102,3 +102,10 @@ def test_init_notebook_prints_warnings_without_paths(monkeypatch, capsys) -> Non
         warnings.warn("old API", DeprecationWarning, stacklevel=1)  # silenced: differs between environments
     err = capsys.readouterr().err
     assert err == "UserWarning: weights in model.safetensors look odd\n"
+
+
+def test_print_numbers_significant_digits(capsys) -> None:
+    book.print_numbers({"small": 2.1234e-5, "mid": 0.43219, "big": 1234.5, "n": 7, "seq": [0.0123456, 2.0]},
+                       significant=2)
+    assert capsys.readouterr().out.splitlines() == [
+        "small : 2.1e-05", "mid   : 0.43", "big   : 1.2e+03", "n     : 7", "seq   : [0.012, 2]"]
