@@ -135,6 +135,18 @@ def test_datasets_come_from_the_registry(monkeypatch) -> None:
     assert EvalConfig(dataset="toyset").dataset == "toyset" and CollectConfig(dataset="toyset").dataset == "toyset"
 
 
+def test_bounds_config_and_load_problems_arguments() -> None:
+    with pytest.raises(TypeError, match="BoundsConfig.points must be int, got 'abc'"):
+        BoundsConfig(points="abc")
+    with pytest.raises(ValueError, match="BoundsConfig.points must be >= 2, got 1"):
+        BoundsConfig(points=1)
+    assert BoundsConfig(h_y_bits=2).h_y_bits == 2.0
+    with pytest.raises(ValueError, match="unknown dataset None"):
+        data.load_problems(None)
+    with pytest.raises(ValueError, match="n must be a positive int or None, got '5'"):
+        data.load_problems("gsm8k", "5")
+
+
 def test_sweep_configs(tmp_path) -> None:
     with pytest.raises(TypeError, match="SuppressionSweepConfig.ks must be tuple"):
         SuppressionSweepConfig(ks=("a",))
