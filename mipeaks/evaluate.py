@@ -140,7 +140,9 @@ class EvalConfig:
         if self.intervention is None and self.params:
             raise ValueError(f"EvalConfig.params given without an intervention: {dict(self.params)!r}")
         object.__setattr__(self, "params", json.loads(json.dumps(dict(self.params))))  # JSON-clean copy
-        spec = self.intervention_config()  # validate the params now
+        spec = self.intervention_config()  # validate the params now, before a model loads
+        if isinstance(spec, RecycleConfig) and not 0.0 <= spec.p <= 1.0:
+            raise ValueError(f"RecycleConfig.p must be in [0, 1], got {spec.p!r}")
         if isinstance(spec, SuppressConfig) and not (spec.words or spec.ids) and not self._fills_words:
             raise ValueError("EvalConfig.params of intervention 'suppress' must name words or ids to suppress, "
                              f"got {dict(self.params)!r}")
@@ -155,8 +157,10 @@ class EvalConfig:
         if self.intervention in ("ttts", "origin"):
             params.setdefault("total_budget", self.max_new_tokens)
             params["method"] = self.intervention
+        cls = INTERVENTIONS[self.intervention]
+        params = validation.check_kwargs(cls, params)  # e.g. RecycleConfig.layer must be int
         try:
-            return INTERVENTIONS[self.intervention](**params)
+            return cls(**params)
         except TypeError as err:
             raise ValueError(f"bad params for {self.intervention!r}: {err}") from None
 

@@ -31,6 +31,7 @@ __all__ = [
     "DEVICE_PATTERN",
     "check_choice",
     "check_device",
+    "check_kwargs",
     "check_min",
     "check_problems",
     "check_types",
@@ -117,16 +118,34 @@ def check_types(config: Any) -> None:
         TypeError: the first field whose value does not fit; the message names the field, the
             expected type and the value.
     """
-    hints = _hints(type(config))
-    for f in dataclasses.fields(config):
-        tp = hints.get(f.name, Any)
-        value = getattr(config, f.name)
-        ok, fixed = _conform(value, tp)
+    fixed = check_kwargs(type(config), {f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
+    for name, value in fixed.items():
+        if value is not getattr(config, name):
+            object.__setattr__(config, name, value)
+
+
+def check_kwargs(cls: type, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Type-check keyword arguments for the dataclass ``cls`` before building it (see :func:`check_types`).
+
+    Names that are not fields of ``cls`` are passed through (the constructor rejects them).
+
+    Returns:
+        The arguments, normalised as :func:`check_types` stores them.
+
+    Raises:
+        TypeError: the first argument whose value does not fit its field's annotation.
+    """
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    out = dict(kwargs)
+    for name, value in kwargs.items():
+        if name not in names:
+            continue
+        tp = hints.get(name, Any)
+        ok, out[name] = _conform(value, tp)
         if not ok:
-            raise TypeError(f"{_where(config, f.name)} must be {_type_name(tp)}, got {value!r} "
-                            f"({type(value).__name__})")
-        if fixed is not value:
-            object.__setattr__(config, f.name, fixed)
+            raise TypeError(f"{cls.__name__}.{name} must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+    return out
 
 
 def check_choice(config: Any, name: str, choices: Iterable[Any], *, optional: bool = False) -> None:

@@ -39,6 +39,17 @@ def test_n_above_the_problems_given_is_an_error(tmp_path) -> None:
         evaluate(NO_MODEL, PROBLEMS, EvalConfig(out_dir=str(tmp_path)), n=4, progress=False)
 
 
+def test_intervention_params_are_type_checked_before_the_model_loads(tmp_path) -> None:
+    with pytest.raises(TypeError, match="RecycleConfig.layer must be int, got 'abc'"):
+        EvalConfig(intervention="recycle", params={"layer": "abc"})
+    with pytest.raises(ValueError, match=r"RecycleConfig.p must be in \[0, 1\], got 1.5"):
+        evaluate(NO_MODEL, PROBLEMS, EvalConfig(out_dir=str(tmp_path)), intervention="recycle",
+                 params={"layer": 1, "p": 1.5}, progress=False)
+    with pytest.raises(TypeError, match="TTTSConfig.answer_tokens must be int"):
+        EvalConfig(intervention="ttts", params={"answer_tokens": "16"})
+    assert not list(tmp_path.iterdir())
+
+
 def test_suppress_needs_words() -> None:
     with pytest.raises(ValueError, match="'suppress' must name words or ids"):
         EvalConfig(intervention="suppress")
