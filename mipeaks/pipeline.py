@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import lens, mi, peaks
-from .collect import CollectConfig, Run, Trace, collect, gold_representation
+from . import lens, mi, peaks, validation
+from .collect import CollectConfig, Run, Trace, check_collection_fields, collect, gold_representation
 from .data import load_problems
 from .models import LoadedModel, load_model
 from .provenance import runs_root
@@ -114,13 +114,14 @@ class MIConfig:
     run_root: str | None = None
 
     def __post_init__(self) -> None:
-        if self.estimator not in mi.ESTIMATORS:
-            raise ValueError(f"estimator must be one of {mi.ESTIMATORS}, got {self.estimator!r}")
-        if self.peak_rule not in peaks.PEAK_RULES:
-            raise ValueError(f"peak_rule must be one of {peaks.PEAK_RULES}, got {self.peak_rule!r}")
-        if self.token_mode not in lens.PEAK_TOKEN_MODES:
-            raise ValueError(f"token_mode must be one of {lens.PEAK_TOKEN_MODES}, got {self.token_mode!r}")
-        self.collect_config()  # validates the collection fields
+        check_collection_fields(self)  # types of every field, then the collection fields
+        validation.check_choice(self, "estimator", mi.ESTIMATORS)
+        validation.check_choice(self, "peak_rule", peaks.PEAK_RULES)
+        validation.check_choice(self, "token_mode", lens.PEAK_TOKEN_MODES)
+        if self.sigma is not None and not self.sigma > 0:
+            raise ValueError(f"{type(self).__name__}.sigma must be > 0 or None, got {self.sigma!r}")
+        validation.check_min(self, "tau", 0.0)
+        validation.check_min(self, "top_k", 1)
 
     def collect_config(self) -> CollectConfig:
         """The collection part of this config."""
@@ -154,6 +155,10 @@ class CompareConfig(MIConfig):
     base_model: str | None = None
     contrast_layer: int | str | None = "middle"
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        validation.normalise_layer(self, "contrast_layer", ("last", "middle"), optional=True)
+
     def base_config(self) -> MIConfig:
         """The :class:`MIConfig` of the base model (every other field unchanged)."""
         if self.base_model is None:
@@ -186,9 +191,9 @@ def collect_run(config: MIConfig, model: LoadedModel | None = None, *, progress:
         ``(model, run)``.
     """
     cc = config.collect_config()
+    problems = validation.check_problems(load_problems(cc.dataset, cc.n, path=cc.data_path))  # before the model
     if model is None:
         model = load_model(cc.model, device=cc.device, dtype=cc.dtype)
-    problems = load_problems(cc.dataset, cc.n, path=cc.data_path)
     return model, collect(model, problems, cc, run_dir(config), progress=progress)
 
 

@@ -416,13 +416,16 @@ class BoundsConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        from . import validation
+
+        validation.check_types(self)
         _check_n_classes(self.n_classes)
         if self.h_y_bits is not None:
             _check_h_y(self.h_y_bits, self.n_classes, math.log(2.0))
         if self.max_cum_mi_bits is not None:
             _as_nonneg(self.max_cum_mi_bits, "max_cum_mi_bits")
-        if self.points < 2 or self.n_tables < 0:
-            raise ValueError("points must be >= 2 and n_tables >= 0")
+        validation.check_min(self, "points", 2)
+        validation.check_min(self, "n_tables", 0)
 
     @property
     def entropy_bits(self) -> float:

@@ -200,17 +200,27 @@ book.paper_vs_ours(paper_fig2, ours_fig2, paper_label=book.label("paper Fig. 2",
 
 # %%
 # NBVAL_CHECK_OUTPUT
-book.print_numbers({
+# Every number the chapter's prose cites, from this one dict (3 significant digits).
+lengths = [len(m) for m in trajs.values()]
+with_peaks = stats.loc[stats["n_peaks"] > 0, "n_peaks"]
+key_numbers = {
     "problems": len(trajs),
-    "steps (total)": int(sum(len(m) for m in trajs.values())),
+    "block read / blocks": [int(run.manifest["layer_index"]), lm.n_layers],
+    "steps (total)": int(sum(lengths)),
+    "steps per trace (min, max)": [min(lengths), max(lengths)],
+    f"share of steps marked by top-{cfg.top_k}": sum(min(cfg.top_k, t) for t in lengths) / sum(lengths),
     "IQR peaks (total)": int(stats["n_peaks"].sum()),
-    "problems with >= 1 IQR peak": int((stats["n_peaks"] > 0).sum()),
-}, digits=0)
-book.print_numbers({
+    "problems with >= 1 IQR peak": int(len(with_peaks)),
+    "problems with no IQR peak": int((stats["n_peaks"] == 0).sum()),
+    "IQR peaks of the problems that have any": sorted(with_peaks.astype(int).tolist(), reverse=True),
+    "MI, every step (min, max)": [frame_all.mi.min(), frame_all.mi.max()],
+    "per-problem median MI (min, max)": [stats["median"].min(), stats["median"].max()],
+    "MI at IQR peaks (min, max)": [all_peaks.mi.min(), all_peaks.mi.max()],
     "mean MI over problems": float(stats["mean"].mean()),
     "mean median MI": float(stats["median"].mean()),
     "mean MI at IQR peaks": float(all_peaks.mi.mean()),
-}, digits=2)
+}
+book.print_numbers(key_numbers, significant=3)
 
 # %%
 book.provenance_cell(cfg, model=lm);

@@ -143,17 +143,27 @@ by_tau.style.format(precision=4, na_rep="–")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-iqr_avg = peaks.average(per_problem[f"{cfg.model}, IQR τ={cfg.tau:g}"])
-book.print_numbers({
+# Every number the chapter's prose cites, from this one dict (3 significant digits).
+iqr_rows = per_problem[f"{cfg.model}, IQR τ={cfg.tau:g}"]
+iqr_avg = peaks.average(iqr_rows)
+topk_avg = peaks.average(per_problem[f"{cfg.model}, top-{cfg.top_k}"])
+key_numbers = {
     "problems": int(iqr_avg["n_samples"]),
+    "problems with no IQR peak": int((iqr_rows["n_peaks"] == 0).sum()),
     "problems with >= 2 IQR peaks": int(iqr_avg["n_interval_samples"]),
+    "IQR peaks of the problems that have any": sorted(iqr_rows.loc[iqr_rows["n_peaks"] > 0, "n_peaks"]
+                                                      .astype(int).tolist(), reverse=True),
     "mean steps": float(iqr_avg["n_steps"]),
-}, digits=1)
-book.print_numbers({
     "mean IQR peaks per problem": float(iqr_avg["n_peaks"]),
     "mean IQR peak ratio": float(iqr_avg["ratio"]),
     "Gaussian ratio at tau": gaussian_fence_rate(cfg.tau),
-}, digits=4)
+    "IQR ratio / Gaussian ratio": float(iqr_avg["ratio"]) / gaussian_fence_rate(cfg.tau),
+    "paper's ratios (min, max)": [paper["ratio"].min(), paper["ratio"].max()],
+    "IQR intervals (mean max, min, avg)": [float(iqr_avg[c]) for c in ("max_interval", "min_interval", "avg_interval")],
+    f"mean top-{cfg.top_k} ratio": float(topk_avg["ratio"]),
+    **{f"mean IQR peak ratio, {name}": float(v) for name, v in by_tau["ratio"].items()},
+}
+book.print_numbers(key_numbers, significant=3)
 
 # %%
 book.provenance_cell(cfg, model=lm);

@@ -193,10 +193,16 @@ pd.DataFrame(peaks.PAPER_TABLE3).assign(source=book.label("paper Table 3", "LRM/
 
 # %%
 # NBVAL_CHECK_OUTPUT
+# Every number the chapter's prose cites, from this one dict (3 significant digits).
+key_numbers = {"blocks": lm.n_layers}
 for name, row in ours2.iterrows():
-    print(name)
-    book.print_numbers({"mean": row["mean"], "std": row["std"], "aom": row["aom"]}, digits=2)
-    book.print_numbers({"problems with a peak": int(row["n_aom_samples"])}, digits=0)
+    key_numbers.update({f"{name}: {col}": row[col] for col in ("mean", "std", "aom")})
+    key_numbers[f"{name}: problems with a peak / problems"] = [int(row["n_aom_samples"]), int(row["n_samples"])]
+first, *others = list(ours2.index)
+for other in others:  # how far the other variants move each statistic, as a ratio to the first
+    key_numbers.update({f"{col}, {other} / first": ours2.loc[other, col] / ours2.loc[first, col]
+                        for col in ("mean", "std", "aom")})
+book.print_numbers(key_numbers, significant=3)
 
 # %%
 book.provenance_cell(cfg, model=lm);  # with base_model set, the model row names the base model

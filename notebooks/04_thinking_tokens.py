@@ -219,8 +219,16 @@ by_case.style.format({"peak_share": "{:.3f}", "all_share": "{:.3f}", "lift": "{:
 
 # %%
 # NBVAL_CHECK_OUTPUT
+# Every number the chapter's prose cites, from this one dict (3 significant digits).
+from mipeaks.peaks import find_peaks
+
 iqr_words = thinking_tokens(lm, run, trajs, dataclasses.replace(cfg, peak_rule="iqr"))
-book.print_numbers({
+iqr_counts = [len(find_peaks(m, rule="iqr", tau=cfg.tau)) for m in trajs.values()]
+lift = enrich.set_index("word")["lift"]
+key_numbers = {
+    "problems": len(trajs),
+    "problems with no IQR peak": sum(c == 0 for c in iqr_counts),
+    f"share of steps marked by top-{cfg.top_k}": totals["peak_tokens"] / totals["all_tokens"],
     "alphabetic peak words (pooled)": sum(t.freq for t in words),
     "distinct peak words": len(words),
     "alphabetic peak words under the IQR rule": sum(t.freq for t in iqr_words),
@@ -228,9 +236,15 @@ book.print_numbers({
     "views agree (generated == lens)": same,
     "peak tokens (all)": totals["peak_tokens"],
     "alphabetic peak tokens": totals["peak_kept"],
-}, digits=0)
-book.print_numbers({f"lift, {g}": row.lift for g, row in by_case.iterrows()}, digits=2)
-book.print_numbers({t.word: t.freq for t in words[:8]}, digits=0)
+    "alphabetic share of peak tokens": totals["peak_kept"] / totals["peak_tokens"],
+    "generated tokens (all)": totals["all_tokens"],
+    "alphabetic share of all generated tokens": totals["all_kept"] / totals["all_tokens"],
+    **{f"lift, {g}": row.lift for g, row in by_case.iterrows()},
+    **{f"lift, {w!r}": lift.get(w, float("nan")) for w in ("the", "is", "miles", "hours")},
+    **{f"top word {i + 1}: {t.word} (peaks, lift)": [t.freq, lift.get(t.word, float("nan"))]
+       for i, t in enumerate(words[:15])},
+}
+book.print_numbers(key_numbers, significant=3)
 
 # %%
 book.provenance_cell(cfg, model=lm);

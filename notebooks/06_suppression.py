@@ -240,17 +240,23 @@ book.paper_vs_ours(paper_fig5, ours_fig5,
 
 # %%
 # NBVAL_CHECK_OUTPUT
-book.print_numbers({"problems": cfg.n, "thinking words (k max)": think.words.loc[kmax],
-                    "random words (k max)": rand.words.loc[kmax]})
+# Every number the chapter's prose cites (3 decimals: differences around 0 stay stable).
+baseline = load_result(sweep.path[sweep.k == 0].iloc[0])
+book.print_numbers({"problems": cfg.n, "max new tokens": cfg.max_new_tokens,
+                    "k=0 outputs stopped by the token cap": sum(r["stop_reason"] == "length" for r in baseline.records),
+                    "thinking words (k max)": think.words.loc[kmax], "random words (k max)": rand.words.loc[kmax]})
 for row in sweep.to_dict("records"):
     key = f"k={row['k']} {row['arm']}"
     book.print_numbers({
         f"{key}: correct": int(row["correct"]),
-        f"{key}: accuracy": row["accuracy"],
+        f"{key}: accuracy (95% interval)": [row["accuracy"], row["ci_low"], row["ci_high"]],
+        f"{key}: banned ids": int(row["banned_ids"]),
         f"{key}: changed / baseline uses banned / answer extracted":
             f"{row['changed']} / {row['baseline_uses_banned']} / {row['answer_extracted']}",
+        f"{key}: changed share (95% interval)": [row["changed_share"], row["changed_ci_low"], row["changed_ci_high"]],
         f"{key}: mean tokens": row["mean_tokens"],
         f"{key}: gold log-prob / change vs k=0": f"{row['mean_gold_logprob']:.3f} / {row['gold_logprob_diff']:+.3f}",
+        f"{key}: change vs k=0, 95% interval": [row["gold_logprob_diff_ci_low"], row["gold_logprob_diff_ci_high"]],
     }, digits=3)
 
 # %%

@@ -245,16 +245,25 @@ book.paper_vs_ours(paper_fig6, ours_fig6,
 
 # %%
 # NBVAL_CHECK_OUTPUT
-book.print_numbers({"problems": cfg.n, "l*": rr.layer, "trigger ids": len(triggers)})
+# Every number the chapter's prose cites (3 decimals: differences around 0 stay stable).
+from mipeaks.evaluate import wilson_interval
+
+book.print_numbers({"problems": cfg.n, "max new tokens": cfg.max_new_tokens, "l* / blocks": [rr.layer, lm.n_layers],
+                    "p": rr.p, "trigger words / ids": [len(rr.words), len(triggers)],
+                    "Origin outputs stopped by the token cap":
+                        sum(r["stop_reason"] == "length" for r in results["Origin"].records),
+                    "Wilson interval of the paper's 10/30": list(wilson_interval(10, 30))})
 for row in summary.to_dict("records"):
     book.print_numbers({
         f"{row['arm']}: correct": int(row["correct"]),
-        f"{row['arm']}: accuracy": row["accuracy"],
+        f"{row['arm']}: accuracy (95% interval)": [row["accuracy"], row["ci_low"], row["ci_high"]],
         f"{row['arm']}: triggers / recycles / changed": f"{row['triggers']} / {row['recycles']} / {row['changed']}",
         f"{row['arm']}: answer extracted": int(row["answer_extracted"]),
         f"{row['arm']}: mean tokens": row["mean_tokens"],
         f"{row['arm']}: gold log-prob / change vs Origin":
             f"{row['mean_gold_logprob']:.3f} / {row['gold_logprob_diff']:+.3f}",
+        f"{row['arm']}: change vs Origin, 95% interval":
+            [row["gold_logprob_diff_ci_low"], row["gold_logprob_diff_ci_high"]],
     }, digits=3)
 
 # %%

@@ -229,6 +229,7 @@ book.paper_vs_ours(paper_fig7, ours_fig7,
 
 # %%
 # NBVAL_CHECK_OUTPUT
+# Every number the chapter's prose cites (3 decimals: differences around 0 stay stable).
 book.print_numbers({"problems": cfg.n, "budgets": list(cfg.budgets), "word": ttts.word})
 for row in summary.to_dict("records"):
     key = f"B={row['budget']} {row['method']}"
@@ -240,6 +241,8 @@ for row in summary.to_dict("records"):
             f"{row['continuations']} / {row['changed']} / {row['answer_changed']}",
         f"{key}: answer extracted": int(row["answer_extracted"]),
         f"{key}: gold log-prob / change vs Origin": f"{row['mean_gold_logprob']:.3f} / {row['gold_logprob_diff']:+.3f}",
+        f"{key}: change vs Origin, 95% interval": [row["gold_logprob_diff_ci_low"], row["gold_logprob_diff_ci_high"]],
+        f"{key}: accuracy, 95% interval": [row["ci_low"], row["ci_high"]],
     }, digits=3)
 
 # %%
