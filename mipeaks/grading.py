@@ -9,16 +9,29 @@ equality with a per-item time bound.
 
 Two graders are offered (``mode``):
 
-* ``"verify"`` (default): HuggingFace math-verify (``parse``/``verify``) on answers
-  pre-normalised for things the harness accepts and math-verify may not (AIME leading
-  zeros, thousands separators, ``\\text{}`` units, degrees, ``x = 5``, letter choices).
+* ``"verify"`` (default): HuggingFace math-verify. :func:`grade` lets math-verify
+  parse the *whole* generation and the whole gold with its own extraction (several
+  boxes that form one answer, unboxed sets, intervals, equations and text answers),
+  and also accepts our extracted answer when it is equivalent to the gold after
+  normalisations the harness makes and math-verify may not (AIME leading zeros,
+  thousands separators, ``\\text{}`` units, degrees, ``x = 5``, letter choices). An
+  answer that is only the text's last number gets no verdict of its own there (it
+  would pass ``AZYUK2A`` for 2). On the 269 cases of math-verify's own test suite
+  (``tests/data/math_verify_cases.jsonl``) this agrees with the expected verdict as
+  often as plain ``verify(parse(gold), parse(pred))`` (263); the six misses need
+  non-default math-verify settings.
 * ``"paper"``: an independent re-implementation of the harness semantics
-  (:func:`strip_string` and a ``math_equal``-style cascade). Symbolic checks use
-  ``latex2sympy2_extended.latex2sympy`` (an ANTLR LaTeX parser) and sympy's
-  ``simplify``/``equals``. Deliberate deviations from the harness (they avoid ``eval``
-  or remove false positives):
+  (:func:`strip_string` and a ``math_equal``-style cascade) on the extracted answer.
+  Symbolic checks use ``latex2sympy2_extended.latex2sympy`` (an ANTLR LaTeX parser)
+  and sympy's ``simplify``/``equals``. Deliberate deviations from the harness (they
+  avoid ``eval`` or remove false positives):
 
   - the harness's ``parse_expr`` (sympy's eval-based parser) is never used;
+  - numbers are compared in exact arithmetic, and two integers must be equal (the
+    harness's float ``isclose(rel_tol=1e-4)`` passes ``70001`` for ``70000`` and
+    ``12345678901234567891`` for ``...892``, and two 400-digit integers, which both
+    overflow to ``inf``); the 1e-4 tolerance still applies when either number is not
+    an integer, and the x100 / ÷100 percentage rule to all;
   - tuples/intervals are compared element-wise only when their bracket types match
     (the harness judges ``[0,1)`` equal to ``(0,1)``) and only when the outer brackets
     enclose the whole string (the harness treats ``(x+1)^2`` as a list);
@@ -32,6 +45,29 @@ Two graders are offered (``mode``):
     (the harness's word2number also turns ``"x + one"`` into 1);
   - ``and`` is removed as a word, not as a substring.
 
+Extraction (``extraction``, both modes): ``"harness"`` is the harness's own
+``extract_answer`` order and post-processing (a Minerva "final answer is $X$. I hope"
+sentence, the text after the last ``boxed``, after the last "he answer is", after the
+last "final answer is", the last number; then :func:`strip_string`, which the harness
+applies once more before comparing, as :func:`is_equivalent` does), offered so that
+the paper's numbers can be matched. ``"ours"`` (default) differs where the harness is
+wrong on real outputs:
+
+- a box must be ``\\boxed``/``\\fbox`` (the harness takes ``boxed`` anywhere, e.g. in
+  "unboxed"), its braces are matched with ``\\{``/``\\}`` ignored, and a box that is
+  never closed (a truncated generation) is skipped for the previous one (the harness
+  takes the rest of the text); an empty box is skipped;
+- after "the answer is" we keep its math span or sentence (the harness keeps the
+  whole rest of the text, so "The answer is 42. I hope it is correct." grades as
+  ``42Ihopeitiscorrect``); "final answer:" counts too;
+- ``#### N`` counts only as the last non-empty line, with N a number and no box
+  anywhere (GSM8K's format); the harness never reads ``####`` in outputs, and a
+  markdown heading such as ``#### Step 1`` must not be taken as the answer;
+- the last number keeps a comma only in thousands groups (``3,5,7`` -> 7, not 357).
+
+Both extractions are linear in the text length (one pass over the braces; every later
+look-up is bounded by what it returns).
+
 Safety: model output is never passed to ``eval``/``exec``/``sympify``/``parse_expr``.
 ``latex2sympy`` builds sympy objects from an ANTLR parse tree. math-verify 0.9.0 (read
 in ``math_verify/parser.py``) parses LaTeX with the same ``latex2sympy``; its
@@ -43,10 +79,12 @@ Plain numbers are built with ``sympy.Number(str)``.
 
 Time bounds: math-verify's own timeouts use ``signal.alarm`` and fail off the main
 thread, so they are disabled (``parsing_timeout=None``, ``timeout_seconds=None``) and
-every sympy step runs in a persistent worker process (``fork`` on Linux, ``spawn``
-elsewhere; up to min(4, CPUs) of them) that is killed and replaced when it overruns; an
-overrun counts as "not equivalent". Cheap checks (normalised string match, plain-number
-comparison) run in the caller. :func:`is_equivalent` is safe to call from any thread.
+the work runs in a persistent worker process (``fork`` on Linux, ``spawn`` elsewhere;
+up to min(4, CPUs) of them) that is killed and replaced when it overruns; an overrun
+counts as "not equivalent". :func:`grade` runs entirely in a worker, extraction
+included, under one ``timeout`` (a hostile megabyte returns with ``timed_out=True``);
+:func:`is_equivalent` runs its cheap checks (normalised string match, plain-number
+comparison) in the caller and only the sympy step in a worker. :func:`is_equivalent` is safe to call from any thread.
 Where no child process can be started (inside a daemonic process) a daemon thread is
 used instead; an overrunning thread cannot be killed and is abandoned.
 """
@@ -68,6 +106,7 @@ from typing import Any, Callable, Iterable, Literal
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "EXTRACTIONS",
     "MODES",
     "GradeResult",
     "agreement",
@@ -1254,6 +1293,11 @@ def grade(
     result, partials, timed_out = _POOL.run("grade", (text, gold_s, mode, extraction), timeout)
     extracted, method = partials[-1] if partials else (None, None)
     correct, decided_by = (False, None) if result is None else result
+    if timed_out:
+        _log.warning(
+            "mipeaks.grading: grading a %d-character output ran past its %.3g s bound; counted as wrong",
+            len(text), timeout,
+        )
     return GradeResult(
         extracted=extracted,
         gold=gold_s,
