@@ -470,7 +470,7 @@ def test_pathological_inputs_return(mode: str) -> None:
 
 
 def _in_daemon(q: multiprocessing.Queue) -> None:  # pragma: no cover - runs in a child
-    q.put((is_equivalent(r"\frac{1}{2}", "0.5"), is_equivalent("1", "2", mode="paper")))
+    q.put((is_equivalent(r"\frac{1}{2}", "0.5"), is_equivalent("1", "2", mode="paper"), grade(r"\boxed{7}", "7").correct))
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method")
@@ -480,7 +480,7 @@ def test_falls_back_to_threads_inside_daemon_process() -> None:
     p = ctx.Process(target=_in_daemon, args=(q,), daemon=True)
     p.start()
     try:
-        assert q.get(timeout=120) == (True, False)
+        assert q.get(timeout=120) == (True, False, True)
     finally:
         p.join(10)
         if p.is_alive():
