@@ -558,6 +558,24 @@ def _fix_a_slash_b(s: str) -> str:
     return s
 
 
+def _sub_to_brace(s: str, prefix: str, repl: Callable[[str], str]) -> str:
+    """``re.sub(re.escape(prefix) + r"(.*?)\}", repl, s)`` in linear time.
+
+    The regex rescans to the end from every ``prefix`` that has no ``}`` after it.
+    """
+    out, pos = [], 0
+    while True:
+        i = s.find(prefix, pos)
+        j = s.find("}", i + len(prefix)) if i >= 0 else -1
+        if j < 0:
+            break
+        out.append(s[pos:i])
+        out.append(repl(s[i + len(prefix) : j]))
+        pos = j + 1
+    out.append(s[pos:])
+    return "".join(out)
+
+
 def strip_string(answer: str, *, skip_unit: bool = False) -> str:
     """Normalise an answer string the way the Qwen2.5-Math harness does.
 
@@ -583,7 +601,7 @@ def strip_string(answer: str, *, skip_unit: bool = False) -> str:
     """
     s = str(answer).strip().replace("\n", "").rstrip(".")
     s = s.replace("\\!", "")
-    s = re.sub(r"\\begin\{array\}\{[^}]*\}", r"\\begin{pmatrix}", s)
+    s = _sub_to_brace(s, "\\begin{array}{", lambda _: "\\begin{pmatrix}")
     s = s.replace("\\end{array}", "\\end{pmatrix}").replace("bmatrix", "pmatrix")
     s = s.replace("tfrac", "frac").replace("dfrac", "frac")
     s = s.replace("\\neq", "\\ne").replace("\\leq", "\\le").replace("\\geq", "\\ge")
@@ -591,7 +609,8 @@ def strip_string(answer: str, *, skip_unit: bool = False) -> str:
     s = s.replace("\\{", "{").replace("\\}", "}")
 
     # A trailing \text{...} is a unit, unless it is the whole answer.
-    no_unit = re.sub(r"\\text\{.*?\}$", "", s).strip()
+    first_text = s.find("\\text{")
+    no_unit = (s[:first_text] if first_text >= 0 and s.endswith("}") else s).strip()
     if no_unit and no_unit != s:
         s = no_unit
     if not skip_unit:
@@ -606,7 +625,7 @@ def strip_string(answer: str, *, skip_unit: bool = False) -> str:
     s = s.replace("^{\\circ}", "").replace("^\\circ", "")
     s = s.replace("\\$", "").replace("$", "").replace("\\(", "").replace("\\)", "")
     s = _words_to_number(s)
-    s = re.sub(r"\\text\{(.*?)\}", r"\1", s)
+    s = _sub_to_brace(s, "\\text{", lambda inner: inner)
     for prefix in ("x=", "y=", "z=", "x\\in", "y\\in", "z\\in", "x\\to", "y\\to", "z\\to"):
         s = s.replace(prefix, "")
     s = s.replace("\\emptyset", "{}").replace("(-\\infty,\\infty)", "\\mathbb{R}")
@@ -617,7 +636,7 @@ def strip_string(answer: str, *, skip_unit: bool = False) -> str:
         s = re.sub(r"(?<![A-Za-z\\])inf(?![A-Za-z])", "\\\\infty", s)
     s = re.sub(r"(?<![A-Za-z\\])and(?![A-Za-z])", "", s)
     s = s.replace("\\mathbf", "")
-    s = re.sub(r"\\mbox\{.*?\}", "", s)
+    s = _sub_to_brace(s, "\\mbox{", lambda _: "")
     if "j" in s and "i" not in s:
         s = s.replace("j", "i")
     s = re.sub(r"(?<!\d)(\d+)\.0*(?!\d)", r"\1", s)  # "5.00" -> "5" (linear form)
