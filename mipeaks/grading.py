@@ -15,8 +15,8 @@ Two graders are offered (``mode``):
   and also accepts our extracted answer when it is equivalent to the gold after
   normalisations the harness makes and math-verify may not (AIME leading zeros,
   thousands separators, ``\\text{}`` units, degrees, ``x = 5``, letter choices). An
-  answer that is only the text's last number gets no verdict of its own there (it
-  would pass ``AZYUK2A`` for 2). On the 269 cases of math-verify's own test suite
+  answer that is only the text's last number counts only where math-verify finds
+  nothing in the output (it reads no number in ``costs \\$18``). On the 269 cases of math-verify's own test suite
   (``tests/data/math_verify_cases.jsonl``) this agrees with the expected verdict as
   often as plain ``verify(parse(gold), parse(pred))`` (263); the six misses need
   non-default math-verify settings.
@@ -134,10 +134,11 @@ _ANSWER_PHRASE_RE = re.compile(
     r"(?:final\s+answer|the\s+answer)\s*(?:is\s*:?|:)\s*", re.IGNORECASE
 )
 _SENTENCE_END_RE = re.compile(r"[.!?;](?=\s|$)")
-# A number: optional sign (not glued to a preceding word/closing bracket), digits with
-# optional thousands groups, optional decimals; or a bare ".5".
+# A number: optional sign (not glued to a preceding word/closing bracket), digits (not
+# glued to a preceding letter: "AZYUK2A" has none) with optional thousands groups,
+# optional decimals; or a bare ".5".
 _NUMBER_RE = re.compile(
-    r"(?:(?<![\w)\]}])-)?(?:\d+(?:,\d{3}(?!\d))*(?:\.\d+)?|\.\d+)"
+    r"(?:(?<![\w)\]}])-)?(?<![A-Za-z\d])(?:\d+(?:,\d{3}(?!\d))*(?:\.\d+)?|\.\d+)"
 )
 _BRACE_TOKEN_RE = re.compile(r"\\.|[{}]", re.DOTALL)
 _BOX_INLINE_RE = re.compile(r"[^$\n]*")  # "\boxed 5": up to "$" or the line end
@@ -854,7 +855,7 @@ def _as_choice(s: str) -> str | None:
 
 
 _VERIFY_CONFIG: list[Any] | None = None
-_DELIMITED_RE = re.compile(r"\$|\\\(|\\\[|\\boxed|\\fbox")
+_DELIMITED_RE = re.compile(r"(?<!\\)\$|\\\(|\\\[|\\boxed|\\fbox")
 _BARE_NUMBER_RE = re.compile(r"[-+]?[\d\s.,]*\d")
 
 
@@ -876,22 +877,25 @@ def _verify_full(pred: str, gold: str) -> bool:
     return bool(verify(g, p, timeout_seconds=None))
 
 
-def _verify_whole(text: str, gold: str) -> bool:
+def _verify_whole(text: str, gold: str) -> bool | None:
     """math-verify on the whole output and the whole gold, its default settings (worker side).
 
     A gold with math delimiters or a box is parsed as it is; a bare gold answer
-    (``\\frac{1}{2}``, ``(1, +\\infty)``) is wrapped as ``$\\boxed{...}$`` first, since
+    (``\\frac{1}{2}``, ``(1, +\\infty)``) is normalised as in :func:`is_equivalent`
+    (``\\$``, units, leading zeros) and wrapped as ``$\\boxed{...}$`` first, since
     math-verify would otherwise read only its last number (``10^{399}`` -> 10). A bare
-    plain number (``1,22``) is also parsed unwrapped (decimal comma).
+    plain number (``1,22``) is also parsed unwrapped (decimal comma). None when
+    math-verify finds nothing to parse in ``text`` (e.g. ``costs \\$18``).
     """
     from math_verify import parse, verify
 
     pred = parse(text, parsing_timeout=None)
     if not pred:
-        return False
+        return None  # math-verify found no answer at all
     candidates = [gold]
     if _DELIMITED_RE.search(gold) is None:
-        candidates = [f"$\\boxed{{{gold}}}$"] if _balanced(gold) else [f"${gold}$"]
+        bare = _normalise_verify(gold) or gold
+        candidates = [f"$\\boxed{{{bare}}}$"] if _balanced(bare) else [f"${bare}$"]
         if _BARE_NUMBER_RE.fullmatch(gold.strip()):
             candidates.append(gold)
     for candidate in candidates:
@@ -953,7 +957,7 @@ def _compare_verify(pred: str, gold: str, full: Callable[[str, str], bool]) -> b
 
 
 # Extraction methods whose answer is a guess (the last number of the text): in verify
-# mode they do not get a verdict of their own; math-verify reads the whole output.
+# mode they count only where math-verify, reading the whole output, finds nothing.
 _WEAK_METHODS = frozenset({"last_number", "harness_last_number"})
 
 
@@ -966,11 +970,14 @@ def _grade_task(
     if mode == "paper":
         ok = extracted is not None and _compare_paper(extracted, gold, _paper_symbolic)
         return ok, ("answer" if ok else None)
-    if extracted is not None and method not in _WEAK_METHODS:
-        if _compare_verify(extracted, gold, _verify_full):
-            return True, "answer"
-    if _verify_whole(text, gold):
+    weak = method in _WEAK_METHODS
+    if extracted is not None and not weak and _compare_verify(extracted, gold, _verify_full):
+        return True, "answer"
+    whole = _verify_whole(text, gold)
+    if whole:
         return True, "whole_output"
+    if whole is None and extracted is not None and weak and _compare_verify(extracted, gold, _verify_full):
+        return True, "answer"  # math-verify found nothing; our last number stands
     return False, None
 
 

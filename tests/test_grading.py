@@ -59,6 +59,8 @@ EXTRACTION_CASES = [
     ("There were 3 apples and 1,234 pears", "1234"),
     ("the temperature fell to -7 today", "-7"),
     ("it is .5 of it", ".5"),
+    ("AZYUK2A", None),  # digits glued to a preceding letter are not a number
+    ("x2 and 7", "7"),
     ("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 72", "72"),
     # A markdown heading is not an answer marker; the box wins.
     ("#### Step 1\nAdd: 3 + 4.\n#### Step 2\nSo \\boxed{7}.", "7"),
@@ -232,6 +234,18 @@ def test_markdown_headings_do_not_hide_the_box(mode: str, extraction: str) -> No
     right = grade(HEADINGS, "7", mode=mode, extraction=extraction)
     assert right.correct is True and right.extracted == "7", right
     assert grade(HEADINGS, "1", mode=mode, extraction=extraction).correct is False
+
+
+def test_verify_mode_last_number_only_where_math_verify_reads_nothing() -> None:
+    # math-verify reads no number in "\\$18"; our last number stands then.
+    money = r"She makes \$18 every day"
+    assert grade(money, "18").correct is True
+    assert grade(money, "19").correct is False
+    # Where math-verify reads an answer, a bare last number does not override it.
+    golden = r"The ratio is $\frac{1+\sqrt{5}}{2}$"
+    assert extract_answer(golden) == "2"
+    assert grade(golden, "2", mode="verify").correct is False
+    assert grade(golden, r"\frac{1+\sqrt{5}}{2}", mode="verify").correct is True
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -473,7 +487,11 @@ def test_pathological_inputs_return(mode: str) -> None:
 
 
 def _in_daemon(q: multiprocessing.Queue) -> None:  # pragma: no cover - runs in a child
-    q.put((is_equivalent(r"\frac{1}{2}", "0.5"), is_equivalent("1", "2", mode="paper"), grade(r"\boxed{7}", "7").correct))
+    q.put((
+        is_equivalent(r"\frac{1}{2}", "0.5"),
+        is_equivalent("1", "2", mode="paper"),
+        grade(r"\boxed{7}", "7").correct,
+    ))
 
 
 @pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method")
@@ -566,8 +584,8 @@ def test_verify_mode_matches_math_verify_on_its_own_cases() -> None:
     ours = [grade(c["pred"], c["gold"], mode="verify", timeout=20) for c in cases]
     ours_ok = sum(r.correct == c["expected"] for r, c in zip(ours, cases))
     paper_ok = sum(grade(c["pred"], c["gold"], mode="paper", timeout=20).correct == c["expected"] for c in cases)
-    wrong = [(c["source"], c["gold"], c["pred"], c["expected"]) for r, c in zip(ours, cases) if r.correct != c["expected"]]
-    print(f"math-verify cases: plain {plain}/{len(cases)}, verify mode {ours_ok}, paper mode {paper_ok}; wrong: {wrong}")
+    wrong = [(c["source"], c["gold"], c["pred"]) for r, c in zip(ours, cases) if r.correct != c["expected"]]
+    print(f"math-verify cases: plain {plain}/{len(cases)}, verify {ours_ok}, paper {paper_ok}; verify wrong: {wrong}")
     assert ours_ok >= plain
     assert ours_ok >= 0.95 * len(cases)
     # Paper mode keeps the harness's semantics on purpose and loses many of these.
