@@ -16,10 +16,10 @@ Two graders are offered (``mode``):
   normalisations the harness makes and math-verify may not (AIME leading zeros,
   thousands separators, ``\\text{}`` units, degrees, ``x = 5``, letter choices). An
   answer that is only the text's last number counts only where math-verify finds
-  nothing in the output (it reads no number in ``costs \\$18``). On the 269 cases of math-verify's own test suite
-  (``tests/data/math_verify_cases.jsonl``) this agrees with the expected verdict as
-  often as plain ``verify(parse(gold), parse(pred))`` (263); the six misses need
-  non-default math-verify settings.
+  nothing in the output (it reads no number in ``costs \\$18``). On the 269 cases of
+  math-verify's own test suite (``tests/data/math_verify_cases.jsonl``) this agrees
+  with the expected verdict as often as plain ``verify(parse(gold), parse(pred))``
+  (263); the six misses need non-default math-verify settings.
 * ``"paper"``: an independent re-implementation of the harness semantics
   (:func:`strip_string` and a ``math_equal``-style cascade) on the extracted answer.
   Symbolic checks use ``latex2sympy2_extended.latex2sympy`` (an ANTLR LaTeX parser)
@@ -63,7 +63,8 @@ wrong on real outputs:
 - ``#### N`` counts only as the last non-empty line, with N a number and no box
   anywhere (GSM8K's format); the harness never reads ``####`` in outputs, and a
   markdown heading such as ``#### Step 1`` must not be taken as the answer;
-- the last number keeps a comma only in thousands groups (``3,5,7`` -> 7, not 357).
+- the last number keeps a comma only in thousands groups (``3,5,7`` -> 7, not 357),
+  and digits glued to a preceding letter are no number (``AZYUK2A``).
 
 Both extractions are linear in the text length (one pass over the braces; every later
 look-up is bounded by what it returns).
