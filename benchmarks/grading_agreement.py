@@ -373,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                 report["outputs"][f"{name} / {kind_results[0]['kind']}"] = _summarise_outputs(kind_results)
         if MV_CASES.is_file():
             mv = [json.loads(line) for line in MV_CASES.read_text(encoding="utf-8").splitlines() if line.strip()]
-            results = grade_outputs([("math-verify", c["pred"], c["gold"], c["expected"]) for c in mv], args.timeout, args.jobs)
+            mv_cases = [("math-verify", c["pred"], c["gold"], c["expected"]) for c in mv]
+            results = grade_outputs(mv_cases, args.timeout, args.jobs)
             summary = _summarise_outputs(results)
             summary["plain math-verify"] = _plain_math_verify(mv)
             report["outputs"]["math-verify tests / pairs"] = summary
