@@ -16,6 +16,15 @@ It grades every pair in both modes and prints, per dataset and per rewrite kind,
 often the modes agree and how often each matches the expected verdict, followed by a
 few disagreements.
 
+A second table grades whole texts with :func:`mipeaks.grading.grade` (extraction
+included) in three settings: ``verify``, ``paper`` and ``paper`` with the harness's
+extraction order. The texts are each item's gold solution (GSM8K rationales end in
+``#### N``; MATH-500 and AIME24 solutions box their answer), the same solution under a
+markdown heading ``#### Step 1`` (expected: still correct), the solution graded
+against another item's answer (expected: wrong), and the gold/prediction pairs of
+math-verify's own tests (``tests/data/math_verify_cases.jsonl``, with their expected
+verdicts and, for reference, plain ``math_verify.verify(parse(gold), parse(pred))``).
+
 Usage (from the repository root)::
 
     python benchmarks/grading_agreement.py                       # ../shared/data/*
@@ -36,9 +45,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator
 
-from mipeaks.grading import gold_gsm8k, is_equivalent, last_boxed, shutdown_workers
+from mipeaks.grading import gold_gsm8k, grade, is_equivalent, last_boxed, shutdown_workers
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MV_CASES = Path(__file__).resolve().parents[1] / "tests" / "data" / "math_verify_cases.jsonl"
+SETTINGS = (("verify", "ours"), ("paper", "ours"), ("paper", "harness"))
 
 Pair = tuple[str, str, str, bool]  # (kind, pred, gold, expected)
 
@@ -225,6 +236,62 @@ def grade_pairs(pairs: list[Pair], timeout: float, jobs: int) -> list[dict[str, 
         return list(ex.map(one, pairs))
 
 
+def output_cases(name: str, rows: list[dict[str, Any]]) -> list[tuple[str, str, str, bool]]:
+    """(kind, text, gold, expected) whole-text cases for one dataset.
+
+    Args:
+        name: ``"gsm8k"``, ``"math500"`` or ``"aime24"``.
+        rows: The dataset rows.
+
+    Returns:
+        The list of cases.
+    """
+    if name == "gsm8k":
+        texts = [r["answer"] for r in rows]
+        golds = [gold_gsm8k(t) for t in texts]
+    else:
+        texts = [str(r.get("solution", "")) for r in rows]
+        golds = [str(r["answer"]).strip() for r in rows]
+    cases = []
+    for i, (text, gold) in enumerate(zip(texts, golds)):
+        if not text.strip():
+            continue
+        cases.append(("solution", text, gold, True))
+        cases.append(("under_heading", "#### Step 1\n" + text, gold, True))
+        for step in range(1, len(golds)):
+            other = golds[(i + step) % len(golds)]
+            if _loose_key(other) != _loose_key(gold):
+                cases.append(("other_answer", text, other, False))
+                break
+    return cases
+
+
+def grade_outputs(cases: list[tuple[str, str, str, bool]], timeout: float, jobs: int) -> list[dict[str, Any]]:
+    """Grade whole texts in every setting of ``SETTINGS``."""
+
+    def one(case: tuple[str, str, str, bool]) -> dict[str, Any]:
+        kind, text, gold, expected = case
+        out: dict[str, Any] = {"kind": kind, "gold": gold, "expected": expected, "timed_out": 0}
+        for mode, extraction in SETTINGS:
+            res = grade(text, gold, mode=mode, extraction=extraction, timeout=timeout)
+            out[f"{mode}/{extraction}"] = res.correct
+            out["timed_out"] += res.timed_out
+        return out
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
+        return list(ex.map(one, cases))
+
+
+def _plain_math_verify(cases: list[dict[str, Any]]) -> int:
+    """How often plain ``verify(parse(gold), parse(pred))`` gives the expected verdict."""
+    import logging
+
+    from math_verify import parse, verify
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    return sum(bool(verify(parse(c["gold"]), parse(c["pred"]))) == c["expected"] for c in cases)
+
+
 def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts and rates for a list of graded pairs."""
     n = len(results)
@@ -239,6 +306,23 @@ def summarise(results: list[dict[str, Any]]) -> dict[str, Any]:
         "verify_matches_expected": v_ok / n if n else float("nan"),
         "paper_matches_expected": p_ok / n if n else float("nan"),
     }
+
+
+def _group(results: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Results grouped by ``kind``, in first-seen order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault(r["kind"], []).append(r)
+    return list(groups.values())
+
+
+def _summarise_outputs(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts of expected verdicts per setting for whole-text cases."""
+    out: dict[str, Any] = {"n": len(results), "timed_out": sum(r["timed_out"] for r in results)}
+    for mode, extraction in SETTINGS:
+        key = f"{mode}/{extraction}"
+        out[key] = sum(r[key] == r["expected"] for r in results)
+    return out
 
 
 def _fmt(x: float) -> str:
@@ -271,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         print("missing dataset file(s): " + ", ".join(missing), file=sys.stderr)
         return 2
 
-    report: dict[str, Any] = {"datasets": {}, "by_kind": {}, "timeout": args.timeout}
+    report: dict[str, Any] = {"datasets": {}, "by_kind": {}, "outputs": {}, "timeout": args.timeout}
     all_results: list[dict[str, Any]] = []
     t0 = time.time()
     try:
@@ -285,6 +369,15 @@ def main(argv: list[str] | None = None) -> int:
             summary["items"] = len(rows)
             summary["examples"] = [r for r in results if r["verify"] != r["paper"]]
             report["datasets"][name] = summary
+            for kind_results in _group(grade_outputs(output_cases(name, rows), args.timeout, args.jobs)):
+                report["outputs"][f"{name} / {kind_results[0]['kind']}"] = _summarise_outputs(kind_results)
+        if MV_CASES.is_file():
+            mv = [json.loads(line) for line in MV_CASES.read_text(encoding="utf-8").splitlines() if line.strip()]
+            mv_cases = [("math-verify", c["pred"], c["gold"], c["expected"]) for c in mv]
+            results = grade_outputs(mv_cases, args.timeout, args.jobs)
+            summary = _summarise_outputs(results)
+            summary["plain math-verify"] = _plain_math_verify(mv)
+            report["outputs"]["math-verify tests / pairs"] = summary
     finally:
         shutdown_workers()
     by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -307,6 +400,15 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"| {kind} | {s['n']} | {_fmt(s['agreement_rate'])} "
             f"| {_fmt(s['verify_matches_expected'])} | {_fmt(s['paper_matches_expected'])} |"
+        )
+    print()
+    print("Whole texts graded by grade(): cases whose verdict equals the expected one")
+    print("| texts | cases | verify | paper | paper, harness extraction | plain math-verify | timed out |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for key, s in report["outputs"].items():
+        print(
+            f"| {key} | {s['n']} | {s['verify/ours']} | {s['paper/ours']} | {s['paper/harness']} "
+            f"| {s.get('plain math-verify', '–')} | {s['timed_out']} |"
         )
     for name, s in report["datasets"].items():
         if s["examples"]:

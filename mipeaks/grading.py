@@ -9,16 +9,29 @@ equality with a per-item time bound.
 
 Two graders are offered (``mode``):
 
-* ``"verify"`` (default): HuggingFace math-verify (``parse``/``verify``) on answers
-  pre-normalised for things the harness accepts and math-verify may not (AIME leading
-  zeros, thousands separators, ``\\text{}`` units, degrees, ``x = 5``, letter choices).
+* ``"verify"`` (default): HuggingFace math-verify. :func:`grade` lets math-verify
+  parse the *whole* generation and the whole gold with its own extraction (several
+  boxes that form one answer, unboxed sets, intervals, equations and text answers),
+  and also accepts our extracted answer when it is equivalent to the gold after
+  normalisations the harness makes and math-verify may not (AIME leading zeros,
+  thousands separators, ``\\text{}`` units, degrees, ``x = 5``, letter choices). An
+  answer that is only the text's last number counts only where math-verify finds
+  nothing in the output (it reads no number in ``costs \\$18``). On the 269 cases of
+  math-verify's own test suite (``tests/data/math_verify_cases.jsonl``) this agrees
+  with the expected verdict as often as plain ``verify(parse(gold), parse(pred))``
+  (263); the six misses need non-default math-verify settings.
 * ``"paper"``: an independent re-implementation of the harness semantics
-  (:func:`strip_string` and a ``math_equal``-style cascade). Symbolic checks use
-  ``latex2sympy2_extended.latex2sympy`` (an ANTLR LaTeX parser) and sympy's
-  ``simplify``/``equals``. Deliberate deviations from the harness (they avoid ``eval``
-  or remove false positives):
+  (:func:`strip_string` and a ``math_equal``-style cascade) on the extracted answer.
+  Symbolic checks use ``latex2sympy2_extended.latex2sympy`` (an ANTLR LaTeX parser)
+  and sympy's ``simplify``/``equals``. Deliberate deviations from the harness (they
+  avoid ``eval`` or remove false positives):
 
   - the harness's ``parse_expr`` (sympy's eval-based parser) is never used;
+  - numbers are compared in exact arithmetic, and two integers must be equal (the
+    harness's float ``isclose(rel_tol=1e-4)`` passes ``70001`` for ``70000`` and
+    ``12345678901234567891`` for ``...892``, and two 400-digit integers, which both
+    overflow to ``inf``); the 1e-4 tolerance still applies when either number is not
+    an integer, and the x100 / ÷100 percentage rule to all;
   - tuples/intervals are compared element-wise only when their bracket types match
     (the harness judges ``[0,1)`` equal to ``(0,1)``) and only when the outer brackets
     enclose the whole string (the harness treats ``(x+1)^2`` as a list);
@@ -32,6 +45,30 @@ Two graders are offered (``mode``):
     (the harness's word2number also turns ``"x + one"`` into 1);
   - ``and`` is removed as a word, not as a substring.
 
+Extraction (``extraction``, both modes): ``"harness"`` is the harness's own
+``extract_answer`` order and post-processing (a Minerva "final answer is $X$. I hope"
+sentence, the text after the last ``boxed``, after the last "he answer is", after the
+last "final answer is", the last number; then :func:`strip_string`, which the harness
+applies once more before comparing, as :func:`is_equivalent` does), offered so that
+the paper's numbers can be matched. ``"ours"`` (default) differs where the harness is
+wrong on real outputs:
+
+- a box must be ``\\boxed``/``\\fbox`` (the harness takes ``boxed`` anywhere, e.g. in
+  "unboxed"), its braces are matched with ``\\{``/``\\}`` ignored, and a box that is
+  never closed (a truncated generation) is skipped for the previous one (the harness
+  takes the rest of the text); an empty box is skipped;
+- after "the answer is" we keep its math span or sentence (the harness keeps the
+  whole rest of the text, so "The answer is 42. I hope it is correct." grades as
+  ``42Ihopeitiscorrect``); "final answer:" counts too;
+- ``#### N`` counts only as the last non-empty line, with N a number and no box
+  anywhere (GSM8K's format); the harness never reads ``####`` in outputs, and a
+  markdown heading such as ``#### Step 1`` must not be taken as the answer;
+- the last number keeps a comma only in thousands groups (``3,5,7`` -> 7, not 357),
+  and digits glued to a preceding letter are no number (``AZYUK2A``).
+
+Both extractions are linear in the text length (one pass over the braces; every later
+look-up is bounded by what it returns).
+
 Safety: model output is never passed to ``eval``/``exec``/``sympify``/``parse_expr``.
 ``latex2sympy`` builds sympy objects from an ANTLR parse tree. math-verify 0.9.0 (read
 in ``math_verify/parser.py``) parses LaTeX with the same ``latex2sympy``; its
@@ -43,10 +80,12 @@ Plain numbers are built with ``sympy.Number(str)``.
 
 Time bounds: math-verify's own timeouts use ``signal.alarm`` and fail off the main
 thread, so they are disabled (``parsing_timeout=None``, ``timeout_seconds=None``) and
-every sympy step runs in a persistent worker process (``fork`` on Linux, ``spawn``
-elsewhere; up to min(4, CPUs) of them) that is killed and replaced when it overruns; an
-overrun counts as "not equivalent". Cheap checks (normalised string match, plain-number
-comparison) run in the caller. :func:`is_equivalent` is safe to call from any thread.
+the work runs in a persistent worker process (``fork`` on Linux, ``spawn`` elsewhere;
+up to min(4, CPUs) of them) that is killed and replaced when it overruns; an overrun
+counts as "not equivalent". :func:`grade` runs entirely in a worker, extraction
+included, under one ``timeout`` (a hostile megabyte returns with ``timed_out=True``);
+:func:`is_equivalent` runs its cheap checks (normalised string match, plain-number
+comparison) in the caller and only the sympy step in a worker. :func:`is_equivalent` is safe to call from any thread.
 Where no child process can be started (inside a daemonic process) a daemon thread is
 used instead; an overrunning thread cannot be killed and is abandoned.
 """
@@ -55,18 +94,20 @@ from __future__ import annotations
 
 import atexit
 import logging
-import math
 import multiprocessing
 import os
 import re
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any, Callable, Iterable, Literal
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "EXTRACTIONS",
     "MODES",
     "GradeResult",
     "agreement",
@@ -82,7 +123,7 @@ __all__ = [
 Mode = Literal["verify", "paper"]
 MODES: tuple[str, ...] = ("verify", "paper")
 DEFAULT_TIMEOUT = 3.0
-_REL_TOL = 1e-4  # harness numeric tolerance
+_REL_TOL = Fraction(1, 10_000)  # harness numeric tolerance (rel_tol=1e-4)
 _log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- #
@@ -94,35 +135,33 @@ _ANSWER_PHRASE_RE = re.compile(
     r"(?:final\s+answer|the\s+answer)\s*(?:is\s*:?|:)\s*", re.IGNORECASE
 )
 _SENTENCE_END_RE = re.compile(r"[.!?;](?=\s|$)")
-# A number: optional sign (not glued to a preceding word/closing bracket), digits with
-# optional thousands groups, optional decimals; or a bare ".5".
+# A number: optional sign (not glued to a preceding word/closing bracket), digits (not
+# glued to a preceding letter: "AZYUK2A" has none) with optional thousands groups,
+# optional decimals; or a bare ".5".
 _NUMBER_RE = re.compile(
-    r"(?:(?<![\w)\]}])-)?(?:\d+(?:,\d{3}(?!\d))*(?:\.\d+)?|\.\d+)"
+    r"(?:(?<![\w)\]}])-)?(?<![A-Za-z\d])(?:\d+(?:,\d{3}(?!\d))*(?:\.\d+)?|\.\d+)"
 )
+_BRACE_TOKEN_RE = re.compile(r"\\.|[{}]", re.DOTALL)
+_BOX_INLINE_RE = re.compile(r"[^$\n]*")  # "\boxed 5": up to "$" or the line end
+_GSM8K_LINE_RE = re.compile(r"####\s*(?P<ans>[-+]?\$?\s*(?:\d[\d,]*(?:\.\d+)?|\.\d+))\s*\.?\s*")
+_MATH_SPANS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 
 
-def _brace_group(text: str, start: int) -> tuple[str, int] | None:
-    """Content of the brace group opening at ``text[start] == "{"`` and its end index.
+def _closing_braces(text: str) -> dict[int, int]:
+    """Map each ``{`` index of ``text`` to the index of its matching ``}`` (one pass).
 
-    A backslash escapes the next character, so ``\\{``/``\\}`` do not count. Returns
-    None when the group is never closed (e.g. a truncated generation).
+    A backslash escapes the next character, so ``\\{``/``\\}`` do not count. Braces
+    that are never closed (a truncated generation) are absent from the map.
     """
-    depth = 0
-    i = start
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
+    closing: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACE_TOKEN_RE.finditer(text):
+        c = m.group()
         if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : i], i
-        i += 1
-    return None
+            stack.append(m.start())
+        elif c == "}" and stack:
+            closing[stack.pop()] = m.start()
+    return closing
 
 
 def last_boxed(text: str) -> str | None:
@@ -130,7 +169,8 @@ def last_boxed(text: str) -> str | None:
 
     Braces are matched with ``\\{``/``\\}`` ignored; a box that is never closed (a
     truncated generation) is skipped in favour of an earlier one. ``\\boxed 5`` (no
-    braces) yields the text up to the next ``$`` or line end.
+    braces) yields the text up to the next ``$`` or line end. Linear in ``len(text)``:
+    all braces are matched in one pass, then each box is looked up.
 
     Args:
         text: The text to search.
@@ -138,33 +178,49 @@ def last_boxed(text: str) -> str | None:
     Returns:
         The box content, stripped, or None if there is no complete box.
     """
-    for m in reversed(list(_BOX_RE.finditer(text))):
-        j = m.end()
-        while j < len(text) and text[j] in " \t":
+    boxes = [m.end() for m in _BOX_RE.finditer(text)]
+    if not boxes:
+        return None
+    closing: dict[int, int] | None = None
+    n = len(text)
+    for j in reversed(boxes):
+        while j < n and text[j] in " \t":
             j += 1
-        if j < len(text) and text[j] == "{":
-            group = _brace_group(text, j)
-            if group is None:
+        if j < n and text[j] == "{":
+            if closing is None:
+                closing = _closing_braces(text)
+            end = closing.get(j)
+            if end is None:
                 continue  # unbalanced (truncated): try an earlier box
-            content = group[0].strip()
+            content = text[j + 1 : end].strip()
         else:
-            # "\boxed 5": up to the closing "$" or the end of the line.
-            content = re.split(r"[$\n]", text[j:], maxsplit=1)[0].strip().rstrip(".")
+            m = _BOX_INLINE_RE.match(text, j)
+            content = m.group().strip().rstrip(".") if m else ""
         if content:
             return content
     return None
 
 
-def _clean_phrase_tail(tail: str) -> str | None:
-    """Answer text after "the answer is": first math span, else up to sentence end."""
-    tail = tail.lstrip(" *:")
-    for open_, close in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-        if tail.startswith(open_):
-            end = tail.find(close, len(open_))
-            if end > 0:
-                inner = tail[len(open_) : end].strip()
+def _phrase_answer(text: str, start: int, last_close: dict[str, int]) -> str | None:
+    """Answer after "the answer is" at ``text[start:]``: a math span, else the sentence.
+
+    Only the math span or the rest of the line is read, and a closing delimiter is
+    searched for only when one exists further on (``last_close``), so each call costs
+    at most the length of what it returns plus one line.
+    """
+    n = len(text)
+    i = start
+    while i < n and text[i] in " *:\t":
+        i += 1
+    for open_, close in _MATH_SPANS:
+        if text.startswith(open_, i):
+            if last_close[close] >= i + len(open_):
+                end = text.find(close, i + len(open_))
+                inner = text[i + len(open_) : end].strip()
                 return inner.rstrip(".").strip() or None
-    line = tail.split("\n", 1)[0]
+            break
+    eol = text.find("\n", i)
+    line = text[i : n if eol < 0 else eol]
     m = _SENTENCE_END_RE.search(line)
     if m:
         line = line[: m.start()]
@@ -174,10 +230,20 @@ def _clean_phrase_tail(tail: str) -> str | None:
 
 def _last_number(text: str) -> str | None:
     """Last number in ``text`` with thousands separators removed, or None."""
-    matches = _NUMBER_RE.findall(text.replace("{,}", ","))
-    if not matches:
+    last = None
+    for last in _NUMBER_RE.finditer(text.replace("{,}", ",")):
+        pass
+    return None if last is None else last.group().replace(",", "")
+
+
+def _gsm8k_last_line(text: str) -> str | None:
+    """``N`` when the last non-empty line of ``text`` is ``#### N`` (N a number), else None."""
+    body = text.rstrip()
+    line = body[body.rfind("\n") + 1 :].strip()
+    m = _GSM8K_LINE_RE.fullmatch(line)
+    if m is None:
         return None
-    return matches[-1].replace(",", "")
+    return m.group("ans").replace(",", "").replace("$", "").replace(" ", "")
 
 
 def gold_gsm8k(rationale: str) -> str:
@@ -202,38 +268,122 @@ def gold_gsm8k(rationale: str) -> str:
     return ans
 
 
-def extract_answer(text: str) -> str | None:
+Extraction = Literal["ours", "harness"]
+EXTRACTIONS: tuple[str, ...] = ("ours", "harness")
+
+
+def _extract_ours(text: str) -> tuple[str | None, str | None]:
+    """(answer, method) by our order: box, last-line ``#### N``, phrase, last number."""
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return boxed, "boxed"
+    hashes = _gsm8k_last_line(text)
+    if hashes is not None:
+        return hashes, "hashes"
+    phrases = [m.end() for m in _ANSWER_PHRASE_RE.finditer(text)]
+    if phrases:
+        last_close = {close: text.rfind(close) for _, close in _MATH_SPANS}
+        for start in reversed(phrases):
+            ans = _phrase_answer(text, start, last_close)
+            if ans:
+                return ans, "phrase"
+    number = _last_number(text)
+    return number, (None if number is None else "last_number")
+
+
+_HARNESS_NUMBER_RE = re.compile(r"-?\d*\.?\d+")
+_HARNESS_NEWLINES_RE = re.compile(r"\n\s*")
+
+
+def _extract_harness(text: str) -> tuple[str | None, str | None]:
+    """(answer, method) in the Qwen2.5-Math harness's order, post-processing included.
+
+    The harness's ``extract_answer`` for our datasets (section 9 of paper_notes.md):
+    a Minerva "final answer is $X$. I hope" sentence; else the text after the last
+    ``boxed`` (brace-counted, no escapes, an unclosed box running to the end; without
+    a brace, up to the next ``$``); else the text after the last "he answer is", then
+    "final answer is"; else the last ``-?\\d*\\.?\\d+`` with commas removed. Then
+    newlines are removed, a leading ":" and a trailing "." and "/" dropped, and
+    :func:`strip_string` applied. Empty results are None.
+    """
+    text = text.replace("\u043a\u0438", "")
+    method: str | None
+    if "final answer is $" in text and "$. I hope" in text:
+        tail = text.split("final answer is $", 1)[1]
+        pred, method = tail.split("$. I hope", 1)[0].strip(), "harness_minerva"
+    elif "boxed" in text:
+        tail = text[text.rfind("boxed") + len("boxed") :]
+        if not tail:
+            return None, "harness_boxed"
+        if tail[0] == "{":
+            depth, end = 0, len(tail)
+            for k, c in enumerate(tail):
+                depth += (c == "{") - (c == "}")
+                if depth == 0:
+                    end = k
+                    break
+            pred = tail[1:end]
+        else:
+            pred = tail.split("$", 1)[0].strip()
+        method = "harness_boxed"
+    elif "he answer is" in text:
+        pred, method = text[text.rfind("he answer is") + len("he answer is") :].strip(), "harness_phrase"
+    elif "final answer is" in text:
+        pred, method = text[text.rfind("final answer is") + len("final answer is") :].strip(), "harness_phrase"
+    else:
+        last = None
+        for last in _HARNESS_NUMBER_RE.finditer(text.replace(",", "")):
+            pass
+        if last is None:
+            return None, None
+        pred, method = last.group(), "harness_last_number"
+    pred = _HARNESS_NEWLINES_RE.sub("", pred)
+    if pred.startswith(":"):
+        pred = pred[1:]
+    if pred.endswith("."):
+        pred = pred[:-1]
+    if pred.endswith("/"):
+        pred = pred[:-1]
+    pred = strip_string(pred)
+    return (pred or None), method
+
+
+def _extract(text: str, extraction: str) -> tuple[str | None, str | None]:
+    return _extract_harness(text) if extraction == "harness" else _extract_ours(text)
+
+
+def extract_answer(text: str, *, extraction: Extraction = "ours") -> str | None:
     """Extract the final answer from a model generation or a gold solution.
 
-    Order of precedence: a GSM8K ``#### N`` marker; the last brace-balanced
-    ``\\boxed{...}``/``\\fbox{...}`` (or ``\\boxed 5``); the last "the answer is" /
-    "final answer is" phrase (up to the end of its sentence or line, ``$`` stripped);
-    the last number in the text (thousands separators removed).
+    ``extraction="ours"`` (default), in order of precedence: the last brace-balanced
+    ``\\boxed{...}``/``\\fbox{...}`` (or ``\\boxed 5``); a last line ``#### N`` (GSM8K
+    style, N a number); the last "the answer is" / "final answer is" phrase (up to
+    the end of its sentence or line, ``$`` stripped); the last number in the text
+    (thousands separators removed). A ``####`` anywhere else (a markdown heading such
+    as ``#### Step 1``) is ignored.
+
+    ``extraction="harness"``: the Qwen2.5-Math harness's own order and
+    post-processing, :func:`strip_string` included (see "Extraction" in the module
+    docstring for where the two differ and why).
+
+    Both run in time linear in ``len(text)``.
 
     Args:
         text: The text to search.
+        extraction: ``"ours"`` or ``"harness"``.
 
     Returns:
         The extracted answer string, or None when nothing answer-like is found.
 
     Raises:
         TypeError: If ``text`` is not a string.
+        ValueError: If ``extraction`` is unknown.
     """
     if not isinstance(text, str):
         raise TypeError(f"extract_answer expects a str, got {type(text).__name__}")
-    if "####" in text:
-        try:
-            return gold_gsm8k(text)
-        except ValueError:
-            pass
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return boxed
-    for m in reversed(list(_ANSWER_PHRASE_RE.finditer(text))):
-        ans = _clean_phrase_tail(text[m.end() :])
-        if ans:
-            return ans
-    return _last_number(text)
+    if extraction not in EXTRACTIONS:
+        raise ValueError(f"unknown extraction {extraction!r}; expected one of {EXTRACTIONS}")
+    return _extract(text, extraction)[0]
 
 
 # --------------------------------------------------------------------------- #
@@ -297,15 +447,23 @@ def _drop_thousands(s: str) -> str:
     return s.replace(",", "") if _THOUSANDS_RE.fullmatch(s) else s
 
 
-def _to_float(s: str) -> float | None:
-    """Float value of a plain decimal number string (thousands commas allowed)."""
+def _to_fraction(s: str) -> Fraction | None:
+    """Exact value of a plain decimal number string (thousands commas allowed), else None.
+
+    Exact (no float), so ``12345678901234567891`` and ``...892`` differ and numbers
+    beyond float range keep their value.
+    """
     s = _drop_thousands(s.strip())
     if not _is_plain_number(s):
         return None
     try:
-        return float(s)
-    except (ValueError, OverflowError):
+        return Fraction(s)
+    except (ValueError, ZeroDivisionError):
         return None
+
+
+def _is_integer_literal(s: str) -> bool:
+    return _INTEGER_RE.fullmatch(_drop_thousands(s.strip())) is not None
 
 
 def _bracket_depth_ok(s: str) -> bool:
@@ -402,6 +560,24 @@ def _fix_a_slash_b(s: str) -> str:
     return s
 
 
+def _sub_to_brace(s: str, prefix: str, repl: Callable[[str], str]) -> str:
+    """``re.sub(re.escape(prefix) + r"(.*?)\}", repl, s)`` in linear time.
+
+    The regex rescans to the end from every ``prefix`` that has no ``}`` after it.
+    """
+    out, pos = [], 0
+    while True:
+        i = s.find(prefix, pos)
+        j = s.find("}", i + len(prefix)) if i >= 0 else -1
+        if j < 0:
+            break
+        out.append(s[pos:i])
+        out.append(repl(s[i + len(prefix) : j]))
+        pos = j + 1
+    out.append(s[pos:])
+    return "".join(out)
+
+
 def strip_string(answer: str, *, skip_unit: bool = False) -> str:
     """Normalise an answer string the way the Qwen2.5-Math harness does.
 
@@ -427,7 +603,7 @@ def strip_string(answer: str, *, skip_unit: bool = False) -> str:
     """
     s = str(answer).strip().replace("\n", "").rstrip(".")
     s = s.replace("\\!", "")
-    s = re.sub(r"\\begin\{array\}\{[^}]*\}", r"\\begin{pmatrix}", s)
+    s = _sub_to_brace(s, "\\begin{array}{", lambda _: "\\begin{pmatrix}")
     s = s.replace("\\end{array}", "\\end{pmatrix}").replace("bmatrix", "pmatrix")
     s = s.replace("tfrac", "frac").replace("dfrac", "frac")
     s = s.replace("\\neq", "\\ne").replace("\\leq", "\\le").replace("\\geq", "\\ge")
@@ -435,7 +611,8 @@ def strip_string(answer: str, *, skip_unit: bool = False) -> str:
     s = s.replace("\\{", "{").replace("\\}", "}")
 
     # A trailing \text{...} is a unit, unless it is the whole answer.
-    no_unit = re.sub(r"\\text\{.*?\}$", "", s).strip()
+    first_text = s.find("\\text{")
+    no_unit = (s[:first_text] if first_text >= 0 and s.endswith("}") else s).strip()
     if no_unit and no_unit != s:
         s = no_unit
     if not skip_unit:
@@ -450,7 +627,7 @@ def strip_string(answer: str, *, skip_unit: bool = False) -> str:
     s = s.replace("^{\\circ}", "").replace("^\\circ", "")
     s = s.replace("\\$", "").replace("$", "").replace("\\(", "").replace("\\)", "")
     s = _words_to_number(s)
-    s = re.sub(r"\\text\{(.*?)\}", r"\1", s)
+    s = _sub_to_brace(s, "\\text{", lambda inner: inner)
     for prefix in ("x=", "y=", "z=", "x\\in", "y\\in", "z\\in", "x\\to", "y\\to", "z\\to"):
         s = s.replace(prefix, "")
     s = s.replace("\\emptyset", "{}").replace("(-\\infty,\\infty)", "\\mathbb{R}")
@@ -461,7 +638,7 @@ def strip_string(answer: str, *, skip_unit: bool = False) -> str:
         s = re.sub(r"(?<![A-Za-z\\])inf(?![A-Za-z])", "\\\\infty", s)
     s = re.sub(r"(?<![A-Za-z\\])and(?![A-Za-z])", "", s)
     s = s.replace("\\mathbf", "")
-    s = re.sub(r"\\mbox\{.*?\}", "", s)
+    s = _sub_to_brace(s, "\\mbox{", lambda _: "")
     if "j" in s and "i" not in s:
         s = s.replace("j", "i")
     s = re.sub(r"(?<!\d)(\d+)\.0*(?!\d)", r"\1", s)  # "5.00" -> "5" (linear form)
@@ -486,15 +663,21 @@ class _NeedsSymbolic(Exception):
     """Raised by the caller-side pass when a sympy step is needed."""
 
 
-def _numbers_equal(pred: float, gold: float, include_percentage: bool = True) -> bool:
+def _close(a: Fraction, b: Fraction) -> bool:
+    """``math.isclose(a, b, rel_tol=1e-4)`` in exact arithmetic (no overflow, no float).
+
+    Two integers must be equal: the harness's tolerance would also pass ``70001`` for
+    ``70000`` and two 20-digit integers that differ in the last digit.
+    """
+    if a.denominator == 1 and b.denominator == 1:
+        return a == b
+    return abs(a - b) <= _REL_TOL * max(abs(a), abs(b))
+
+
+def _numbers_equal(pred: Fraction, gold: Fraction, include_percentage: bool = True) -> bool:
+    """Harness numeric equality: ``pred`` close to gold, gold/100 or gold*100."""
     targets = (gold / 100, gold, gold * 100) if include_percentage else (gold,)
-    for t in targets:
-        try:
-            if math.isclose(t, pred, rel_tol=_REL_TOL):
-                return True
-        except (OverflowError, ValueError):
-            continue
-    return False
+    return any(_close(t, pred) for t in targets)
 
 
 def _paper_equal(pred: str, gold: str, symbolic: Callable[[str, str], bool], depth: int = 0) -> bool:
@@ -506,7 +689,7 @@ def _paper_equal(pred: str, gold: str, symbolic: Callable[[str, str], bool], dep
         return True
     if gold in ("A", "B", "C", "D", "E") and _choice_letter(pred) == gold:
         return True
-    fp, fg = _to_float(pred), _to_float(gold)
+    fp, fg = _to_fraction(pred), _to_fraction(gold)
     if fp is not None and fg is not None:
         # Two plain numbers: nothing later (string, sympy, N()) can do better.
         return _numbers_equal(fp, fg)
@@ -585,6 +768,16 @@ def _latex_to_sympy(s: str) -> Any | None:
     return None
 
 
+def _sympy_close(ea: Any, eb: Any, N: Callable[..., Any]) -> bool:
+    """Harness ``numeric_equal`` on two sympy numbers: exact for rationals, no float."""
+    if ea.is_Rational and eb.is_Rational:
+        return _close(Fraction(int(ea.p), int(ea.q)), Fraction(int(eb.p), int(eb.q)))
+    va, vb = N(ea, 30), N(eb, 30)
+    if not (va.is_extended_real and vb.is_extended_real and va.is_finite and vb.is_finite):
+        return False
+    return bool(abs(va - vb) <= float(_REL_TOL) * max(abs(va), abs(vb)))
+
+
 def _paper_symbolic(a: str, b: str) -> bool:
     """Harness ``symbolic_equal`` with latex2sympy as the only parser (worker side)."""
     from sympy import N, simplify
@@ -596,7 +789,7 @@ def _paper_symbolic(a: str, b: str) -> bool:
         lambda: str(ea) == str(eb) or ea == eb,
         lambda: ea.equals(eb) or simplify(ea - eb) == 0,
         lambda: abs(ea.lhs - ea.rhs).equals(abs(eb.lhs - eb.rhs)),
-        lambda: math.isclose(float(N(ea)), float(N(eb)), rel_tol=_REL_TOL),
+        lambda: _sympy_close(ea, eb, N),
         lambda: ea.shape == eb.shape
         and ea.applyfunc(lambda x: round(x, 3)).equals(eb.applyfunc(lambda x: round(x, 3))),
     )
@@ -663,6 +856,8 @@ def _as_choice(s: str) -> str | None:
 
 
 _VERIFY_CONFIG: list[Any] | None = None
+_DELIMITED_RE = re.compile(r"(?<!\\)\$|\\\(|\\\[|\\boxed|\\fbox")
+_BARE_NUMBER_RE = re.compile(r"[-+]?[\d\s.,]*\d")
 
 
 def _verify_full(pred: str, gold: str) -> bool:
@@ -683,6 +878,34 @@ def _verify_full(pred: str, gold: str) -> bool:
     return bool(verify(g, p, timeout_seconds=None))
 
 
+def _verify_whole(text: str, gold: str) -> bool | None:
+    """math-verify on the whole output and the whole gold, its default settings (worker side).
+
+    A gold with math delimiters or a box is parsed as it is; a bare gold answer
+    (``\\frac{1}{2}``, ``(1, +\\infty)``) is normalised as in :func:`is_equivalent`
+    (``\\$``, units, leading zeros) and wrapped as ``$\\boxed{...}$`` first, since
+    math-verify would otherwise read only its last number (``10^{399}`` -> 10). A bare
+    plain number (``1,22``) is also parsed unwrapped (decimal comma). None when
+    math-verify finds nothing to parse in ``text`` (e.g. ``costs \\$18``).
+    """
+    from math_verify import parse, verify
+
+    pred = parse(text, parsing_timeout=None)
+    if not pred:
+        return None  # math-verify found no answer at all
+    candidates = [gold]
+    if _DELIMITED_RE.search(gold) is None:
+        bare = _normalise_verify(gold) or gold
+        candidates = [f"$\\boxed{{{bare}}}$"] if _balanced(bare) else [f"${bare}$"]
+        if _BARE_NUMBER_RE.fullmatch(gold.strip()):
+            candidates.append(gold)
+    for candidate in candidates:
+        parsed = parse(candidate, parsing_timeout=None)
+        if parsed and verify(parsed, pred, timeout_seconds=None):
+            return True
+    return False
+
+
 def _balanced(s: str) -> bool:
     depth, i = 0, 0
     while i < len(s):
@@ -697,10 +920,83 @@ def _balanced(s: str) -> bool:
 
 
 # --------------------------------------------------------------------------- #
+# Comparison cascades (shared by the caller and the workers)
+# --------------------------------------------------------------------------- #
+
+
+def _compare_paper(pred: str, gold: str, symbolic: Callable[[str, str], bool]) -> bool:
+    """Paper-mode verdict on two raw answers; ``symbolic`` runs the sympy step."""
+    if len(pred) > _MAX_ANSWER_CHARS or len(gold) > _MAX_ANSWER_CHARS:
+        return pred.strip() == gold.strip() != ""
+    try:
+        return _paper_equal(strip_string(pred), strip_string(gold), symbolic)
+    except RecursionError:
+        return False
+
+
+def _compare_verify(pred: str, gold: str, full: Callable[[str, str], bool]) -> bool:
+    """Verify-mode verdict on two raw answers; ``full`` runs math-verify."""
+    if len(pred) > _MAX_ANSWER_CHARS or len(gold) > _MAX_ANSWER_CHARS:
+        return pred.strip() == gold.strip() != ""
+    p, g = _normalise_verify(pred), _normalise_verify(gold)
+    if not p or not g:
+        return False
+    if p == g:
+        return True
+    if not (_balanced(p) and _balanced(g)):
+        return False  # math-verify would extract a fragment ("1}^{2}" -> 1)
+    cp, cg = _as_choice(p), _as_choice(g)
+    if cp is not None and cg is not None:
+        return cp == cg
+    fp, fg = _to_fraction(p), _to_fraction(g)
+    if fp is not None and fg is not None:
+        if fp == fg:
+            return True
+        if _is_integer_literal(p) and _is_integer_literal(g):
+            return False  # two different integers, compared exactly
+    return full(p, g)
+
+
+# Extraction methods whose answer is a guess (the last number of the text): in verify
+# mode they count only where math-verify, reading the whole output, finds nothing.
+_WEAK_METHODS = frozenset({"last_number", "harness_last_number"})
+
+
+def _grade_task(
+    text: str, gold: str, mode: str, extraction: str, emit: Callable[[Any], None]
+) -> tuple[bool, str | None]:
+    """Worker side of :func:`grade`: ``(correct, decided_by)``; reports the extraction early."""
+    extracted, method = _extract(text, extraction)
+    emit((extracted, method))
+    if mode == "paper":
+        ok = extracted is not None and _compare_paper(extracted, gold, _paper_symbolic)
+        return ok, ("answer" if ok else None)
+    weak = method in _WEAK_METHODS
+    if extracted is not None and not weak and _compare_verify(extracted, gold, _verify_full):
+        return True, "answer"
+    whole = _verify_whole(text, gold)
+    if whole:
+        return True, "whole_output"
+    if whole is None and extracted is not None and weak and _compare_verify(extracted, gold, _verify_full):
+        return True, "answer"  # math-verify found nothing; our last number stands
+    return False, None
+
+
+# --------------------------------------------------------------------------- #
 # Time-bounded worker processes
 # --------------------------------------------------------------------------- #
 
-_TASKS: dict[str, Callable[[str, str], bool]] = {"verify": _verify_full, "paper": _paper_full}
+
+def _task_verify(pred: str, gold: str, emit: Callable[[Any], None]) -> bool:
+    return _verify_full(pred, gold)
+
+
+def _task_paper(pred: str, gold: str, emit: Callable[[Any], None]) -> bool:
+    return _compare_paper(pred, gold, _paper_symbolic)
+
+
+_TASKS: dict[str, Callable[..., Any]] = {"verify": _task_verify, "paper": _task_paper, "grade": _grade_task}
+_FAILED: dict[str, Any] = {"verify": False, "paper": False, "grade": (False, None)}
 _STARTUP_TIMEOUT = 120.0  # a spawned worker imports sympy & co. before its first task
 
 
@@ -716,29 +1012,40 @@ def _load_backends() -> None:
 
 
 def _worker_main(conn: Any) -> None:
-    """Worker loop: answer ``(kind, pred, gold)`` requests with a bool until EOF."""
+    """Worker loop: answer ``(kind, args)`` requests until EOF.
+
+    A task may report partial results (``("partial", x)``) before its final
+    ``("done", result)``, so that an overrun still leaves what was found.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business
     parent = os.getppid()
     _load_backends()
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 5000))
     conn.send("ready")
+
+    def emit(x: Any) -> None:
+        conn.send(("partial", x))
+
     while True:
         try:
             if not conn.poll(1.0):
                 if os.getppid() != parent:  # orphaned: parent died
                     return
                 continue
-            kind, pred, gold = conn.recv()
+            kind, args = conn.recv()
         except (EOFError, OSError):
             return
         try:
-            result = bool(_TASKS[kind](pred, gold))
+            result = _TASKS[kind](*args, emit=emit)
         except Exception:  # noqa: BLE001 - any failure inside sympy means "not shown equal"
-            result = False
+            result = _FAILED[kind]
         try:
-            conn.send(result)
+            conn.send(("done", result))
         except (BrokenPipeError, OSError):
             return
+
+
+_Outcome = tuple[Any, list[Any], bool]  # (result or None, partial reports, overran)
 
 
 class _Worker:
@@ -751,15 +1058,23 @@ class _Worker:
             self.kill()
             raise RuntimeError("grading worker did not start")
 
-    def call(self, task: tuple[str, str, str], timeout: float) -> bool | None:
-        """Result of ``task``, or None if it timed out or the worker died."""
+    def call(self, task: tuple[str, tuple[Any, ...]], timeout: float) -> _Outcome:
+        """Result of ``task`` within ``timeout`` seconds (sending included)."""
+        deadline = time.monotonic() + timeout
+        partials: list[Any] = []
         try:
             self.conn.send(task)
-            if self.conn.poll(timeout):
-                return bool(self.conn.recv())
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self.conn.poll(remaining):
+                    break
+                tag, payload = self.conn.recv()
+                if tag == "done":
+                    return payload, partials, False
+                partials.append(payload)
         except (EOFError, OSError):
             pass
-        return None
+        return None, partials, True
 
     def kill(self) -> None:
         if self.proc.is_alive():
@@ -790,9 +1105,10 @@ class _Pool:
                 pass
         self._reset()
 
-    def run(self, kind: str, pred: str, gold: str, timeout: float) -> bool:
+    def run(self, kind: str, args: tuple[Any, ...], timeout: float) -> _Outcome:
+        """Run task ``kind`` on ``args`` in a worker, killing it after ``timeout`` s."""
         if self.no_processes:
-            return _run_in_thread(kind, pred, gold, timeout)
+            return _run_in_thread(kind, args, timeout)
         with self.slots:
             with self.lock:
                 worker = self.idle.pop() if self.idle else None
@@ -803,17 +1119,17 @@ class _Pool:
                     # e.g. inside a daemonic process: overrunning checks then leak a thread.
                     _log.warning("mipeaks.grading: no worker process (%s); using threads", exc)
                     self.no_processes = True
-                    return _run_in_thread(kind, pred, gold, timeout)
-            result = worker.call((kind, pred, gold), timeout)
+                    return _run_in_thread(kind, args, timeout)
+            outcome = worker.call((kind, args), timeout)
             with self.lock:
                 alive = worker in self.all  # False if shut down meanwhile
-                if result is None and alive:  # overran (or crashed): replace it
+                if outcome[2] and alive:  # overran (or crashed): replace it
                     self.all.remove(worker)
-                elif result is not None and alive:
+                elif not outcome[2] and alive:
                     self.idle.append(worker)
-                    return result
+                    return outcome
             worker.kill()
-            return bool(result)
+            return outcome
 
     def _start(self) -> _Worker:
         method = "fork" if sys.platform.startswith("linux") else "spawn"
@@ -831,21 +1147,24 @@ class _Pool:
             w.kill()
 
 
-def _run_in_thread(kind: str, pred: str, gold: str, timeout: float) -> bool:
+def _run_in_thread(kind: str, args: tuple[Any, ...], timeout: float) -> _Outcome:
     """Fallback without processes: a daemon thread; an overrun thread is abandoned."""
     _load_backends()
-    box: list[bool] = []
+    box: list[Any] = []
+    partials: list[Any] = []
 
     def target() -> None:
         try:
-            box.append(bool(_TASKS[kind](pred, gold)))
+            box.append(_TASKS[kind](*args, emit=partials.append))
         except Exception:  # noqa: BLE001
-            box.append(False)
+            box.append(_FAILED[kind])
 
     t = threading.Thread(target=target, daemon=True, name="mipeaks-grader")
     t.start()
     t.join(timeout)
-    return bool(box and box[0])
+    if box:
+        return box[0], list(partials), False
+    return None, list(partials), True
 
 
 _POOL = _Pool()
@@ -876,6 +1195,15 @@ def _as_text(x: Any, what: str) -> str | None:
     return str(x)
 
 
+def _check_options(mode: str, timeout: float, extraction: str = "ours") -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    if extraction not in EXTRACTIONS:
+        raise ValueError(f"unknown extraction {extraction!r}; expected one of {EXTRACTIONS}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0 or timeout == float("inf"):
+        raise ValueError(f"timeout must be a positive finite number of seconds, got {timeout!r}")
+
+
 def is_equivalent(
     pred: str | int | float | None,
     gold: str | int | float,
@@ -885,11 +1213,11 @@ def is_equivalent(
 ) -> bool:
     """Whether a predicted answer is mathematically equivalent to the gold answer.
 
-    Both arguments are answers, not full generations (use :func:`extract_answer` or
-    :func:`grade` for those). The sympy part of the check runs in a worker process and
-    is abandoned after ``timeout`` seconds, in which case the answer counts as wrong.
-    Never evaluates the strings as code, never raises on odd input, and may be called
-    from any thread.
+    Both arguments are answers, not full generations (use :func:`grade` for those).
+    Cheap checks run in the caller; the sympy part runs in a worker process and is
+    abandoned after ``timeout`` seconds, in which case the answer counts as wrong.
+    Two integers are compared exactly. Never evaluates the strings as code, never
+    raises on odd input, and may be called from any thread.
 
     Args:
         pred: Predicted answer, e.g. ``"\\frac{1}{2}"``; None counts as wrong.
@@ -905,42 +1233,17 @@ def is_equivalent(
         ValueError: If ``mode`` is unknown or ``timeout`` is not positive.
         TypeError: If ``pred``/``gold`` is not a str, int, float (or None for pred).
     """
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
-    if not timeout or timeout <= 0:
-        raise ValueError(f"timeout must be positive, got {timeout!r}")
+    _check_options(mode, timeout)
     pred_s, gold_s = _as_text(pred, "pred"), _as_text(gold, "gold")
     if pred_s is None or gold_s is None:
         return False
-    if len(pred_s) > _MAX_ANSWER_CHARS or len(gold_s) > _MAX_ANSWER_CHARS:
-        return pred_s.strip() == gold_s.strip() != ""
 
     if mode == "paper":
-        p, g = strip_string(pred_s), strip_string(gold_s)
         try:
-            return _paper_equal(p, g, _defer_symbolic)
-        except _NeedsSymbolic:
-            return _POOL.run("paper", p, g, timeout)
-        except RecursionError:
-            return False
-
-    p, g = _normalise_verify(pred_s), _normalise_verify(gold_s)
-    if not p or not g:
-        return False
-    if p == g:
-        return True
-    if not (_balanced(p) and _balanced(g)):
-        return False  # math-verify would extract a fragment ("1}^{2}" -> 1)
-    cp, cg = _as_choice(p), _as_choice(g)
-    if cp is not None and cg is not None:
-        return cp == cg
-    fp, fg = _to_float(p), _to_float(g)
-    if fp is not None and fg is not None:
-        if fp == fg:
-            return True
-        if _INTEGER_RE.fullmatch(_drop_thousands(p)) and _INTEGER_RE.fullmatch(_drop_thousands(g)):
-            return False  # two different integers
-    return _POOL.run("verify", p, g, timeout)
+            return _compare_paper(pred_s, gold_s, _defer_symbolic)
+        except _NeedsSymbolic:  # the whole cascade again, in a worker
+            return bool(_POOL.run("paper", (pred_s, gold_s), timeout)[0])
+    return _compare_verify(pred_s, gold_s, lambda p, g: bool(_POOL.run("verify", (p, g), timeout)[0]))
 
 
 @dataclass(frozen=True)
@@ -948,16 +1251,30 @@ class GradeResult:
     """Outcome of grading one generation.
 
     Attributes:
-        extracted: Answer extracted from the generation (None if none was found).
+        extracted: Answer extracted from the generation (None if none was found, or
+            if the time bound ran out before extraction finished).
         gold: The gold answer it was compared with.
-        correct: Whether ``extracted`` is equivalent to ``gold``.
+        correct: Whether the generation was judged to answer ``gold``.
         mode: The grader used (``"verify"`` or ``"paper"``).
+        extraction: The extraction order used (``"ours"`` or ``"harness"``).
+        method: Where ``extracted`` came from: ``"boxed"``, ``"hashes"`` (a last line
+            ``#### N``), ``"phrase"``, ``"last_number"``, or ``"harness_*"`` for the
+            harness order; None if nothing was found.
+        decided_by: What a True verdict rests on: ``"answer"`` (the extracted answer)
+            or ``"whole_output"`` (verify mode: math-verify reading the whole
+            generation); None when not correct.
+        timed_out: True if the call hit its time bound (or its worker died); the
+            verdict is then False.
     """
 
     extracted: str | None
     gold: str
     correct: bool
     mode: str
+    extraction: str = "ours"
+    method: str | None = None
+    decided_by: str | None = None
+    timed_out: bool = False
 
 
 def grade(
@@ -966,22 +1283,58 @@ def grade(
     *,
     mode: Mode = "verify",
     timeout: float = DEFAULT_TIMEOUT,
+    extraction: Extraction = "ours",
 ) -> GradeResult:
     """Extract the final answer from a generation and compare it with the gold answer.
+
+    The whole call (extraction included) runs in a worker process and is bounded by
+    ``timeout``: a hostile 1 MB string comes back within it as
+    ``GradeResult(correct=False, timed_out=True)``.
+
+    ``mode="paper"``: the extracted answer against the gold, with the harness's
+    :func:`strip_string` and ``math_equal`` semantics. ``mode="verify"``: correct if
+    the extracted answer (unless it is only the text's last number) is equivalent to
+    the gold (:func:`is_equivalent`), or else if math-verify, reading the whole
+    generation and the whole gold with its own extraction, verifies it.
 
     Args:
         text: The model generation.
         gold: The gold answer (e.g. ``gold_gsm8k(row["answer"])`` or ``row["answer"]``).
         mode: ``"verify"`` or ``"paper"``, see :func:`is_equivalent`.
-        timeout: Per-item time bound for the symbolic check, in seconds.
+        timeout: Time bound for the whole call, in seconds.
+        extraction: ``"ours"`` or ``"harness"``, see :func:`extract_answer`.
 
     Returns:
         A :class:`GradeResult`.
+
+    Raises:
+        TypeError: If ``text`` is not a str or ``gold`` is not a str, int or float.
+        ValueError: If ``mode``, ``extraction`` or ``timeout`` is invalid.
     """
-    extracted = extract_answer(text)
+    if not isinstance(text, str):
+        raise TypeError(f"grade expects the generation as a str, got {type(text).__name__}")
+    _check_options(mode, timeout, extraction)
     gold_s = _as_text(gold, "gold")
-    correct = extracted is not None and is_equivalent(extracted, gold_s, mode=mode, timeout=timeout)
-    return GradeResult(extracted=extracted, gold=str(gold_s), correct=bool(correct), mode=mode)
+    if gold_s is None:
+        raise TypeError("gold must be a str (or int/float), got NoneType")
+    result, partials, timed_out = _POOL.run("grade", (text, gold_s, mode, extraction), timeout)
+    extracted, method = partials[-1] if partials else (None, None)
+    correct, decided_by = (False, None) if result is None else result
+    if timed_out:
+        _log.warning(
+            "mipeaks.grading: grading a %d-character output ran past its %.3g s bound; counted as wrong",
+            len(text), timeout,
+        )
+    return GradeResult(
+        extracted=extracted,
+        gold=gold_s,
+        correct=bool(correct),
+        mode=mode,
+        extraction=extraction,
+        method=method,
+        decided_by=decided_by,
+        timed_out=timed_out,
+    )
 
 
 def agreement(
