@@ -200,8 +200,9 @@ def _from_hub(dataset: str, spec: _Spec) -> list[Problem]:
 
 #: Operation templates of the synthetic task, one arithmetic operation each.
 ARITH_TEMPLATES = ("add", "subtract", "multiply", "share")
-#: The fixed step mix of ``load_problems("arith", n)``: problem ``i`` has ``ARITH_STEPS[i % 3]`` steps.
-ARITH_STEPS = (1, 2, 2)  # PLACEHOLDER: chosen by the baseline trials recorded in arith_problems
+#: The fixed step mix of ``load_problems("arith", n)`` (problem ``i`` has ``ARITH_STEPS[i % len]`` steps):
+#: one step, chosen from the baseline trials recorded in :func:`arith_problems`.
+ARITH_STEPS = (1,)
 _ARITH_MAX_STEPS = 3
 _PEOPLE = (("Tom", "he", "his"), ("Ann", "she", "her"), ("Sam", "he", "his"), ("Lily", "she", "her"),
            ("Ben", "he", "his"), ("Maria", "she", "her"), ("Omar", "he", "his"), ("Nora", "she", "her"))
@@ -246,7 +247,7 @@ def _arith_one(rng: random.Random, steps: int, templates: tuple[str, ...]) -> tu
         solution.append(f"{name} has {boxes} * {per} = {x} {items}.")
         rest = ops[1:]
     else:
-        x = rng.randint(5, 20)
+        x = rng.randint(5, 20) * (1 if ops.count("share") < 2 else rng.choice((6, 8, 12)))  # room to share twice
         question.append(f"{name} has {x} {items}.")
         rest = ops
     for op in rest:
@@ -296,19 +297,45 @@ def arith_problems(n: int, *, seed: int = 0, steps: int | Iterable[int] | None =
     """Seeded synthetic arithmetic word problems with GSM8K-style gold solutions.
 
     Each problem chains ``s`` operations (1 to 3) on a count of items, each operation one of
-    :data:`ARITH_TEMPLATES`: ``add`` ("He buys 14 more apples."), ``subtract`` ("He gives away
-    7 apples."), ``multiply`` (first step: "Tom has 4 boxes of apples with 7 apples in each box.";
+    :data:`ARITH_TEMPLATES`: ``add`` ("He buys 7 more apples."), ``subtract`` ("He gives away
+    3 apples."), ``multiply`` (first step: "Tom has 4 boxes of apples with 5 apples in each box.";
     later: "... becomes 3 times as large.") and ``share`` ("He shares the apples equally among 4
     friends.", after which the question follows one friend). Answers are positive integers below
     1000; a division is exact by construction; the answer never appears as a number in the
-    question. The solution has one line per step (``"Then Tom has 29 + 14 = 43 apples."``) and
+    question. The solution has one line per step (``"Tom has 12 + 7 = 19 apples."``) and
     ends in ``#### N``, so grading and gold representations treat it like GSM8K.
 
     Problem ``i`` depends only on ``(seed, i, steps, templates)``: the first ``n`` problems are a
     prefix of the first ``n + 1``, and its step count is ``mix[i % len(mix)]``.
 
-    The default mix :data:`ARITH_STEPS` was fixed before any intervention was run, from the
-    embedded model's baseline accuracy alone (PLACEHOLDER: trials table).
+    **How the default was chosen** (before any intervention was run, from the embedded model's
+    greedy *baseline* alone: ``evaluate(lm, problems, EvalConfig(dataset="arith", n=n,
+    prompt_style=..., max_new_tokens=96, batch_size=8))``; the target was 30-70%). ``mix (1,2,3)``
+    cycles the step counts; ``@48`` re-grades the same outputs cut at 48 tokens. Wall times were
+    taken on a shared 2-core machine under a load of 4-11, one thread.
+
+    ======  ============================  ================  =====  ======================  ============
+    trial   numbers, steps                prompt            n      accuracy (95% Wilson)   wall
+    ======  ============================  ================  =====  ======================  ============
+    A       two-digit, mix (1,2,3)        chat              39     1/39 = 3% (0-13%)       175 s
+    B       small, mix (1,2,3)            chat              39     6/39 = 15% (7-30%);     152 s
+                                                                   by steps 3/13, 3/13, 0/13
+    C       small, mix (1,2,3)            deepseek-math     39     5/39 = 13% (6-27%);     338 s
+                                                                   by steps 4/13, 0/13, 1/13
+    D       small, 1 step                 chat + "Think     40     3/40 = 8% (3-20%)       295 s
+                                          step by step,
+                                          then give the
+                                          final number."
+    E       small, 1 step                 deepseek-math     40     10/40 = 25% (14-40%);   307 s
+                                                                   @48: 8/40 = 20% (10-35%)
+    ======  ============================  ================  =====  ======================  ============
+
+    "Two-digit": starts 12-60, additions up to 30, 2-9 boxes of 2-12; "small" (kept): starts
+    5-20, additions and subtractions 2-9, 2-5 boxes of 2-6, factors 2-3, shares among 2-5. The
+    135M model errs on one-digit arithmetic itself ("8 - 2 = 4"), and more steps or an extra
+    instruction only lowered accuracy, so no mix reached 30% within the five trials allowed;
+    the choice is trial E's, the highest: **one step, the** ``deepseek-math`` **prompt**, a
+    baseline of about 20-25% (room to fall and to rise). Chapters 6-8 run it at 48 tokens.
 
     Args:
         n: number of problems (>= 1).

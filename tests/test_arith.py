@@ -145,3 +145,17 @@ def test_evaluate_loads_arith_by_name(tiny, tmp_path) -> None:
     assert [r["id"] for r in res.records] == [p.id for p in expected]
     assert [r["gold"] for r in res.records] == [p.answer for p in expected]
     assert all(r["dataset"] == "arith" for r in res.records)
+
+
+def test_task_note_reports_intervals_and_why_synthetic() -> None:
+    from mipeaks.book import task_note
+
+    note = task_note("arith", 10, 5, max_new_tokens=48, prompt_style="deepseek-math", arm="Origin",
+                     others={"RR": 1, "RR p=1": 6})
+    assert "Why a synthetic task" in note and "GSM8K" in note and "1 step each" in note
+    # Wilson 95% interval of 5/10 is 23.66%-76.34% (textbook value)
+    assert "5/10 = 50% (95% Wilson interval 24%-76%)" in note
+    assert "RR: 1/10 = 10%" in note and "RR: 1/10 = 10% (95% Wilson interval 2%-40%), outside" in note
+    assert "RR p=1: 6/10 = 60% (95% Wilson interval 31%-83%), inside" in note
+    plain = task_note("gsm8k", 20, 0, max_new_tokens=64, prompt_style="chat")
+    assert "synthetic" not in plain and "0/20 = 0% (95% Wilson interval 0%-16%)" in plain
