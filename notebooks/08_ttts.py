@@ -95,7 +95,7 @@ from mipeaks.ttts import PAPER_FIG7
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"
 dataset = "arith"  # the paper: GSM8K, MATH500, AIME24; here chapter 6's synthetic word problems
-n = 16  # the paper: the whole benchmark; TTTS decodes one problem at a time
+n = 14  # the paper: the whole benchmark; TTTS decodes one problem at a time (CI time)
 prompt_style = "deepseek-math"  # the paper's prompt (see above for why not "chat" here)
 max_new_tokens = 48  # the largest budget allowed
 grading = "verify"
