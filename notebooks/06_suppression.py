@@ -44,15 +44,17 @@
 #
 # :::{important}
 # **Which model produced these numbers.** The committed outputs come from the **CPU default**:
-# the embedded **SmolLM2-135M-Instruct** (float32, CPU) on the **first 20 GSM8K test problems**,
-# its chat template, greedy decoding, at most **48 new tokens**. They are not the paper's
-# numbers, which come from a distilled R1 model of 8B parameters on the full benchmarks with
-# thousands of tokens per answer.
+# the embedded **SmolLM2-135M-Instruct** (float32, CPU), greedy decoding with the paper's
+# `deepseek-math` prompt and a few dozen new tokens (the parameters below), on **`arith`**, a
+# seeded synthetic set of one-step arithmetic word problems ({func}`mipeaks.data.arith_problems`),
+# not on GSM8K. They are not the paper's numbers, which come from a distilled R1 model of 8B
+# parameters on the full benchmarks with thousands of tokens per answer.
 #
-# A 135M model answers almost no GSM8K problem correctly (its accuracy is near 0% at any length
-# we can afford on a CPU), so the accuracy curves below are flat at or near zero and, with 8
-# problems, their 95% Wilson intervals run from 0% to about 16%. They cannot confirm or refute the
-# paper. The chapter therefore also measures what *does* carry information at this scale: how
+# Why a synthetic task: a 135M model answers almost no GSM8K problem at a length a CPU affords,
+# so on GSM8K every arm sits at 0% accuracy and a mask has nothing to lower. The difficulty of
+# `arith` was fixed from the unsuppressed baseline alone, before any intervention was run, to
+# leave accuracy room to fall and to rise; the note after the sweep states that baseline and
+# each arm's accuracy with its 95% Wilson interval. Besides accuracy, the chapter measures how
 # many outputs the mask changed at all, whether an answer could still be extracted, how long the
 # outputs were, and a graded score: how the suppressed reasoning changes the probability the
 # model gives the **gold** answer afterwards.
@@ -69,6 +71,7 @@ book.init_notebook()
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from IPython.display import Markdown, display
 
 from mipeaks.data import load_problems
 from mipeaks.evaluate import SuppressionSweepConfig, load_result, show_first_change, suppression_sweep
@@ -88,9 +91,9 @@ from mipeaks.suppression import PAPER_FIG5
 
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"
-dataset = "gsm8k"
-n = 20  # the paper: the whole benchmark
-prompt_style = "chat"  # the paper: "deepseek-math"; the 135M instruct model needs its chat template
+dataset = "arith"  # the paper: GSM8K, MATH500, AIME24; here synthetic one-step word problems (see above)
+n = 40  # the paper: the whole benchmark
+prompt_style = "deepseek-math"  # the paper's evaluation prompt
 max_new_tokens = 48  # the paper: thousands
 grading = "verify"
 intervention = "suppress"
@@ -100,7 +103,7 @@ batch_size = 10  # problems per generate call; batching only speeds up the CPU r
 dtype = "float32"
 device = "cpu"
 out_dir = None
-ks = [0, 2, 5]  # the paper's x-axis runs to about 10; the CPU run stops at 5 (five runs of 20 problems)
+ks = [0, 5]  # the paper's x-axis runs to about 10; the CPU run: baseline and k = 5 (three runs of 40 problems)
 thinking_list = "paper"  # the official R1-Llama-8B list's words
 
 # %%
@@ -142,6 +145,18 @@ summary = sweep.drop(columns=["words", "path", "triggers", "recycles", "continua
 summary.round(3)
 
 # %% [markdown]
+# ## The task and the accuracies, in words
+#
+# Generated from the sweep ({func}`mipeaks.book.task_note`): which task ran and why, the
+# unsuppressed accuracy, and each arm's accuracy with its 95% Wilson interval.
+
+# %%
+base = sweep[sweep.k == 0].iloc[0]
+arms = {f"{row.arm} k = {row.k}": int(row.correct) for row in sweep[sweep.k > 0].itertuples()}
+display(Markdown(book.task_note(cfg.dataset, len(problems), int(base.correct), max_new_tokens=cfg.max_new_tokens,
+                                prompt_style=cfg.prompt_style, arm="unsuppressed (k = 0)", others=arms)))
+
+# %% [markdown]
 # ## Accuracy, changed outputs and the gold answer's probability against $k$
 #
 # Left: the paper's Fig. 5 axes, accuracy against the number of suppressed words, with 95%
@@ -151,8 +166,8 @@ summary.round(3)
 # `" Final Answer within \boxed{}:"` and the gold answer, and we take the mean log-probability of
 # the answer's tokens ({func}`mipeaks.evaluate.gold_logprob`); the panel shows its change against
 # $k = 0$, problem by problem, with a 95% interval. This is our addition, not the paper's: a
-# graded signal of whether the reasoning still points at the right answer, which a 135M model's
-# accuracy (0 everywhere) cannot give.
+# graded signal of whether the reasoning still points at the right answer, finer than a
+# right-or-wrong count over a few dozen problems.
 
 # %%
 palette = {"thinking": "tab:red", "random": "tab:blue"}
@@ -216,24 +231,22 @@ book.paper_vs_ours(paper_fig5, ours_fig5,
                    ours_label=book.ours_label({"n": cfg.n, "device": str(lm.device)}, lm))
 
 # %% [markdown]
-# **Reading.** With a 135M model and 48 tokens the accuracy axis says nothing: the intervals of
-# both arms overlap everywhere. What the run does show is the mechanism behind the paper's
-# control arm. Random vocabulary words are almost never what the model wants to write next, so
-# banning them leaves greedy outputs untouched, while the paper's thinking words (and, with
-# case-insensitive masking, "so", "the" and "i") occur in most outputs, so banning them rewrites
-# the text from the first occurrence on. In the example above the model routes around a banned
-# "so" with "which is equivalent to", much like the paper's "But wait" for a banned "Wait". The
-# paper's contrast therefore compares a mask that binds with one that mostly does not. A stronger
-# control would ban random words *of similar frequency* in the model's own outputs; the sweep
-# takes any word list, so such a control is one argument away.
+# **Reading.** The note after the sweep says whether an arm's accuracy left the unsuppressed
+# baseline's 95% interval; with a few dozen problems only large changes can. What the run shows
+# in any case is the mechanism behind the paper's control arm. Random vocabulary words are almost
+# never what the model wants to write next, so banning them leaves greedy outputs untouched
+# (compare `changed` with `baseline_uses_banned` above), while the paper's thinking words (and,
+# with case-insensitive masking, "so", "the" and "i") occur in most outputs, so banning them
+# rewrites the text from the first occurrence on; the example above shows how the model routes
+# around them, much like the paper's "But wait" for a banned "Wait". The paper's contrast
+# therefore compares a mask that binds with one that mostly does not. A stronger control would
+# ban random words *of similar frequency* in the model's own outputs; the sweep takes any word
+# list, so such a control is one argument away.
 #
 # The gold-answer score (right panel) asks whether the rewritten reasoning supports the right
-# answer less. In the committed run it does not, measurably: at $k = 5$ the thinking mask
-# rewrites almost every output, yet the mean change in the gold answer's log-probability is
-# within a few hundredths of a nat of zero, with an interval that spans zero. At this scale the
-# banned words are connectives whose replacements ("which is equivalent to") carry the same
-# arithmetic; whether they carry *reasoning* is the paper's question, and it needs a model that
-# reasons.
+# answer less, problem by problem, with an interval; an interval that spans zero means no
+# measurable change. At this scale the banned words are mostly connectives; whether they carry
+# *reasoning* is the paper's question, and it needs a model that reasons.
 
 # %% [markdown]
 # ## Key numbers (checked in CI)

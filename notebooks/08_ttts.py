@@ -45,22 +45,24 @@
 #
 # :::{important}
 # **Which model produced these numbers.** The committed outputs come from the **CPU default**:
-# the embedded **SmolLM2-135M-Instruct** (float32, CPU) on the **first 10 GSM8K test problems**,
-# greedy decoding, total budgets of **24 and 48 tokens** (the paper's GSM8K axis runs from 256 to
-# 2560). They are not the paper's numbers. TTTS decodes one problem at a time, so this is the
-# smallest chapter: it has to stay within a few minutes on a 2-core CPU.
+# the embedded **SmolLM2-135M-Instruct** (float32, CPU), greedy decoding, total budgets of a few
+# dozen tokens (the paper's GSM8K axis runs from 256 to 2560), on **`arith`**, the seeded
+# synthetic arithmetic word problems of chapters 6 and 7 ({func}`mipeaks.data.arith_problems`).
+# They are not the paper's numbers. TTTS decodes one problem at a time, so this chapter runs
+# fewer problems than chapters 6 and 7: it has to stay within a few minutes on a 2-core CPU.
 #
-# Unlike chapters 6 and 7, this chapter uses the paper's own `deepseek-math` prompt
-# (`User: {q}\nPlease reason step by step, ...\n\nAssistant:`), not the chat template. Under its
-# chat template the 135M model never stops within a CPU-sized budget, so TTTS, which only acts
-# after the model stops, would be identical to Origin. With the plain prompt it often answers in
-# 10–20 tokens and stops, which is the situation TTTS is for.
+# The prompt is the paper's own `deepseek-math` prompt
+# (`User: {q}\nPlease reason step by step, ...\n\nAssistant:`), as in chapters 6 and 7. Under
+# its chat template the 135M model rarely stops within a CPU-sized budget, and TTTS only acts
+# after the model stops.
 #
-# A 135M model answers almost no GSM8K problem correctly, so both accuracy curves sit at or near
-# zero, and with 10 problems their 95% Wilson intervals run from 0% to about 28%. The chapter
-# therefore also shows the tokens each method used, how often "Wait" was appended, how often it
-# changed the final answer, and a graded score: the probability the model gives the **gold**
-# answer after each method's reasoning.
+# Why a synthetic task: a 135M model answers almost no GSM8K problem at a length a CPU affords,
+# so on GSM8K both curves sit at 0%. The difficulty of `arith` was fixed from the baseline alone,
+# before any intervention was run; the note after the sweep states Origin's accuracy and each
+# arm's, with 95% Wilson intervals, which with this few problems resolve only large changes.
+# The chapter therefore also shows the tokens each method used, how often "Wait" was appended,
+# how often it changed the final answer, and a graded score: the probability the model gives the
+# **gold** answer after each method's reasoning.
 # To run the paper's setting on a GPU, use a preset (see {doc}`../book/reproduce`).
 # :::
 
@@ -72,6 +74,7 @@ book.init_notebook()
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from IPython.display import Markdown, display
 
 from mipeaks.data import load_problems
 from mipeaks.evaluate import TTTSSweepConfig, load_result, ttts_sweep
@@ -91,8 +94,8 @@ from mipeaks.ttts import PAPER_FIG7
 
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"
-dataset = "gsm8k"
-n = 10  # the paper: the whole benchmark
+dataset = "arith"  # the paper: GSM8K, MATH500, AIME24; here chapter 6's synthetic word problems
+n = 14  # the paper: the whole benchmark; TTTS decodes one problem at a time (CI time)
 prompt_style = "deepseek-math"  # the paper's prompt (see above for why not "chat" here)
 max_new_tokens = 48  # the largest budget allowed
 grading = "verify"
@@ -128,6 +131,17 @@ summary = sweep.drop(columns=["path", "triggers", "recycles", "changed_ci_low", 
 summary.round(3)
 
 # %% [markdown]
+# In words, generated from the table ({func}`mipeaks.book.task_note`); the baseline is Origin at
+# the largest budget:
+
+# %%
+bmax = max(cfg.budgets)
+correct = {f"{row.method} B = {row.budget}": int(row.correct) for row in sweep.itertuples()}
+origin_max = correct.pop(f"origin B = {bmax}")
+display(Markdown(book.task_note(cfg.dataset, len(problems), origin_max, max_new_tokens=bmax,
+                                prompt_style=cfg.prompt_style, arm=f"Origin (B = {bmax})", others=correct)))
+
+# %% [markdown]
 # ## Accuracy and tokens used against the budget
 #
 # Left: the paper's Fig. 7 axes, accuracy against the total budget, with 95% Wilson intervals.
@@ -136,7 +150,7 @@ summary.round(3)
 # reasoning ({func}`mipeaks.evaluate.gold_logprob`: the model is given
 # `" Final Answer within \boxed{}:"` and the gold answer, whose tokens are scored). This is our
 # addition, not the paper's: a graded signal of whether the extra thinking points at the right
-# answer, where the 135M model's accuracy is 0 at every budget.
+# answer, finer than a right-or-wrong count over a few problems.
 
 # %%
 palette = {"ttts": "tab:red", "origin": "tab:blue"}
@@ -208,21 +222,21 @@ book.paper_vs_ours(paper_fig7, ours_fig7,
                    ours_label=book.ours_label({"n": cfg.n, "device": str(lm.device)}, lm))
 
 # %% [markdown]
-# **Reading.** At this scale the accuracy curves cannot tell the methods apart. The mechanism,
-# however, is visible: Origin uses only part of each budget because the model stops early, while
-# TTTS turns the rest of the budget into more text after "Wait". In the committed CPU run the
-# 135M model mostly uses that text to restate what it already said ("Wait a minute, 42. The
-# answer is: 42"), so the forced final answer rarely changes. Whether that text helps is the
-# paper's question, and it needs a model that can solve the problems in the first place. Note
-# also that a larger budget changes nothing for Origin on a problem where the model stops by
-# itself, which is the paper's "Origin plateaus" observation in miniature.
+# **Reading.** With this few problems the accuracy curves resolve only large differences (the
+# note after the sweep gives each interval). The mechanism, however, is visible: Origin uses only
+# part of a budget on the problems where the model stops early, while TTTS turns the rest of the
+# budget into more text after "Wait" (`continuations` counts the appended words; on a problem
+# where the model never stops within the budget, TTTS and Origin are the same run). The example
+# above shows what the model writes after "Wait", and `answer_changed` how often that changed the
+# forced final answer. Whether that text helps is the paper's question, and it needs a model
+# whose extra thinking can correct itself. Note also that a larger budget changes nothing for
+# Origin on a problem where the model stops by itself, which is the paper's "Origin plateaus"
+# observation in miniature.
 #
-# The gold-answer score points the other way from the paper, though not significantly: in the
-# committed run, the text after "Wait" *lowers* the gold answer's mean log-probability by about
-# 0.14–0.17 nats per token against Origin at the same budget, with 95% intervals that still
-# include zero (10 problems; columns `gold_logprob_diff_ci_low` and `_high` of the sweep table
-# above). One reading is that restating a wrong answer entrenches it; a run this small cannot
-# tell. TTTS can only help a model whose extra thinking is able to correct itself.
+# The gold-answer score (right panel, and the columns `gold_logprob_diff`, `_ci_low` and
+# `_ci_high` of the sweep table) says, problem by problem with a 95% interval, whether the text
+# after "Wait" makes the gold answer more or less likely than Origin's reasoning at the same
+# budget; an interval that spans zero means no measurable change.
 
 # %% [markdown]
 # ## Key numbers (checked in CI)

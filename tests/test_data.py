@@ -114,4 +114,5 @@ def test_prompt_styles(embedded):
 def test_dataset_registry_names_hub_sources():
     assert DATASETS["gsm8k"].hub[0] == "openai/gsm8k"
     assert DATASETS["math500"].hub[0] == "HuggingFaceH4/MATH-500"
-    assert set(DATASETS) == {"gsm8k", "math500", "aime24", "math-train"}
+    assert set(DATASETS) == {"gsm8k", "math500", "aime24", "math-train", "arith"}
+    assert DATASETS["arith"].hub is None  # generated, never downloaded
