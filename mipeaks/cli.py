@@ -327,7 +327,7 @@ def _print_table(df: Any, title: str | None = None) -> None:
     if title:
         print(title)
     with pd.option_context("display.width", 200, "display.max_columns", None, "display.max_colwidth", 60):
-        print(df.to_string(float_format=lambda v: f"{v:.4g}"))
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
 def _quiet_libraries() -> None:
@@ -406,7 +406,7 @@ def _trace_rows(run: Any) -> Any:
 
     rows = [{"id": t.problem_id, "prompt_tokens": len(t.prompt_ids), "tokens": len(t.token_ids),
              "stop": t.stop_reason, "layer": t.layer} for t in run.traces()]
-    return pd.DataFrame(rows).set_index("id")
+    return pd.DataFrame(rows)
 
 
 def _run_mi(prog: str, argv: Sequence[str]) -> int:
