@@ -483,7 +483,8 @@ def _run_sweep(prog: str, argv: Sequence[str]) -> int:
     table = sweep(model, problems, cfg, progress=not args.no_progress)
     blob = json.dumps(dataclasses.asdict(dataclasses.replace(cfg, model=model.name)), sort_keys=True, default=str)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model.name).strip("_")
-    out = cfg.records_dir() / f"sweep-{args.kind}-{slug}-{cfg.dataset}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}.csv"
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
+    out = cfg.records_dir() / f"sweep-{args.kind}-{slug}-{cfg.dataset}-{digest}.csv"
     if _is_main_process():
         out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out, index=False)
@@ -496,7 +497,8 @@ def _run_sweep(prog: str, argv: Sequence[str]) -> int:
 def _run_reproduce(prog: str, argv: Sequence[str]) -> int:
     from . import reproduce
 
-    parser = _Parser(prog=prog, description=inspect.getdoc(reproduce), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog=prog, description=inspect.getdoc(reproduce),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("preset", help="a file stem of notebooks/params/ (e.g. r1-llama-8b) or a YAML path")
     parser.add_argument("--only", nargs="+", default=None, metavar="STEM",
                         help="chapter stems to run (the others: their committed CPU version)")
@@ -569,6 +571,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         (``SystemExit``) after one line on stderr.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--"]:  # `torchrun ... -m mipeaks -- collect --n 4`: the launcher's parser keeps the `--`
+        argv = argv[1:]
     if not argv or argv[0].startswith("-") or argv[0] not in _RUNNERS:
         _top_parser().parse_args(argv[:1])  # help, version, or a one-line error naming the commands
         return 0

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from mipeaks import cli, mi, peaks
+from mipeaks import cli, mi
 from mipeaks.collect import CollectConfig, load_run
 from mipeaks.evaluate import EvalConfig, SuppressionSweepConfig, TTTSSweepConfig
 from mipeaks.pipeline import MIConfig
@@ -285,6 +285,13 @@ def test_reproduce_dry_run_writes_each_chapters_parameters(tmp_path, capsys):
     assert ttts["model"] == preset["shared"]["model"] and ttts["device"] == "cpu"
     assert "05_error_bounds: {" in capsys.readouterr().out
     assert not list((tmp_path / "cpu-smoke" / "notebooks").glob("*.ipynb"))  # nothing executed
+
+
+def test_a_launchers_separator_is_dropped(tmp_path, capsys):
+    # `torchrun --nproc_per_node 2 -m mipeaks -- collect --n 4`: torchrun's own parser reads a bare `--n` as an
+    # ambiguous abbreviation of its --nnodes/--nproc-per-node, so the arguments come after `--`, which it passes on.
+    assert cli.main(["--", "reproduce", "cpu-smoke", "--dry-run", "--out", str(tmp_path), "--only", "07_recycling"]) == 0
+    assert (tmp_path / "cpu-smoke" / "params" / "07_recycling.yaml").is_file()
 
 
 def test_argparse_type_errors_name_the_expected_form():
