@@ -35,7 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COMMANDS", "DEVICE_PATTERN", "add_config_options", "check_value", "config_values", "main"]
+__all__ = ["COMMANDS", "DEVICE_PATTERN", "ArgumentParser", "UsageError", "add_config_options", "check_value",
+           "config_values", "main"]
 
 #: Subcommands and their one-line help.
 COMMANDS: dict[str, str] = {
@@ -60,11 +61,15 @@ class UsageError(ValueError):
     """A bad command-line value; the message names the option and the accepted values."""
 
 
-class _Parser(argparse.ArgumentParser):
+class ArgumentParser(argparse.ArgumentParser):
     """An argument parser whose errors are one line (no usage block) and exit status 2."""
 
     def error(self, message: str) -> typing.NoReturn:
+        """Print ``PROG: error: MESSAGE`` on one line and exit with status 2."""
         _fail(self.prog, message)
+
+
+_Parser = ArgumentParser
 
 
 def _fail(prog: str, message: Any) -> typing.NoReturn:
@@ -418,19 +423,20 @@ def _run_mi(prog: str, argv: Sequence[str]) -> int:
     cfg = MIConfig(**config_values(MIConfig, _split(args, names), preset=args.preset, chapter=args.chapter))
     _quiet_libraries()
     model, run = collect_run(cfg, _load_checked(cfg), progress=not args.no_progress)
+    if not _is_main_process():  # under a launcher the other ranks only collect their shard
+        return 0
     trajs = trajectories(run, cfg)
     stats = peaks.summarize(trajs, rule=cfg.peak_rule, tau=cfg.tau, k=cfg.top_k)
     words = thinking_tokens(model, run, trajs, cfg)
-    export = Path(args.export) if args.export else thinking_tokens_path(run, cfg)
-    stats_path = export.with_name(export.stem.replace("thinking_tokens", "peak_stats") + ".csv")
-    if _is_main_process():
-        lens.save_thinking_tokens(words, export)
-        stats.to_csv(stats_path, index=False)
+    default = thinking_tokens_path(run, cfg)
+    export = Path(args.export) if args.export else default
+    stats_path = default.with_name(default.stem.replace("thinking_tokens", "peak_stats", 1) + ".csv")
+    lens.save_thinking_tokens(words, export)
+    stats.to_csv(stats_path, index=False)
     _print_table(peaks.table1(stats), f"run: {run.path}\nTable 1 (peaks; per-sample means)")
     _print_table(peaks.table2(stats), "Table 2 (MI; per-sample means)")
-    if _is_main_process():
-        print("thinking tokens:", ", ".join(f"{w.word}({w.freq})" for w in words[: args.top]) or "(none)")
-        print(f"wrote {stats_path}\nwrote {export}")
+    print("thinking tokens:", ", ".join(f"{w.word}({w.freq})" for w in words[: args.top]) or "(none)")
+    print(f"wrote {stats_path}\nwrote {export}")
     return 0
 
 
