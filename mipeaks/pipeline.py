@@ -183,9 +183,9 @@ def collect_run(config: MIConfig, model: LoadedModel | None = None, *, progress:
         ``(model, run)``.
     """
     cc = config.collect_config()
-    problems = load_problems(cc.dataset, cc.n, path=cc.data_path)  # bad data fails before the model loads
     if model is None:
         model = load_model(cc.model, device=cc.device, dtype=cc.dtype)
+    problems = load_problems(cc.dataset, cc.n, path=cc.data_path)
     return model, collect(model, problems, cc, run_dir(config), progress=progress)
 
 
