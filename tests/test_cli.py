@@ -302,3 +302,13 @@ def test_argparse_type_errors_name_the_expected_form():
     collect_help = cli._mi_parser("mipeaks collect", "collect")[0].format_help()
     assert all("--" + f.name.replace("_", "-") in collect_help for f in dataclasses.fields(CollectConfig))
     assert "--estimator" not in collect_help  # collect exposes the collection fields only
+
+
+def test_console_script_entry_point():
+    import importlib
+    import tomllib
+
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["mipeaks"]
+    module, _, name = target.partition(":")
+    assert getattr(importlib.import_module(module), name) is cli.main
+    assert "-m mipeaks reproduce $(PRESET)" in (ROOT / "Makefile").read_text()  # make reproduce = mipeaks reproduce
