@@ -386,7 +386,6 @@ def _run_collect(prog: str, argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     cfg = MIConfig(**config_values(MIConfig, _split(args, names), preset=args.preset, chapter=args.chapter,
                                    fields=names))
-    _quiet_libraries()
     _, run = collect_run(cfg, _load_checked(cfg), progress=not args.no_progress)
     _print_table(_trace_rows(run), f"run: {run.path}")
     return 0
@@ -421,7 +420,6 @@ def _run_mi(prog: str, argv: Sequence[str]) -> int:
     parser, names = _mi_parser(prog, "mi")
     args = parser.parse_args(argv)
     cfg = MIConfig(**config_values(MIConfig, _split(args, names), preset=args.preset, chapter=args.chapter))
-    _quiet_libraries()
     model, run = collect_run(cfg, _load_checked(cfg), progress=not args.no_progress)
     if not _is_main_process():  # under a launcher the other ranks only collect their shard
         return 0
@@ -455,7 +453,6 @@ def _run_eval(prog: str, argv: Sequence[str]) -> int:
     _add_common(parser, "eval", chapter=DEFAULT_CHAPTER["eval"])
     args = parser.parse_args(argv)
     cfg = EvalConfig(**config_values(EvalConfig, _split(args, names), preset=args.preset, chapter=args.chapter))
-    _quiet_libraries()
     problems = load_problems(cfg.dataset, cfg.n)  # a bad dataset fails before the model loads
     result = evaluate(cfg.model or EMBEDDED_MODEL, problems, cfg, progress=not args.no_progress)
     _print_table(pd.DataFrame([result.summary()]).drop(columns="path"))
@@ -483,7 +480,6 @@ def _run_sweep(prog: str, argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     cls, sweep, _ = kinds[args.kind]
     cfg = cls(**config_values(cls, _split(args, field_names[args.kind]), preset=args.preset, chapter=args.chapter))
-    _quiet_libraries()
     problems = load_problems(cfg.dataset, cfg.n)
     model = load_model(cfg.model or EMBEDDED_MODEL, device=cfg.device, dtype=cfg.dtype)
     table = sweep(model, problems, cfg, progress=not args.no_progress)
@@ -515,7 +511,6 @@ def _run_reproduce(prog: str, argv: Sequence[str]) -> int:
     parser.add_argument("--dry-run", action="store_true", help="write and print the parameters, run nothing")
     parser.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (default: none)")
     args = parser.parse_args(argv)
-    _quiet_libraries()
     failed = reproduce.reproduce(args.preset, only=args.only, out=args.out, keep_going=args.keep_going,
                                  book=not args.no_book, dry_run=args.dry_run, timeout=args.timeout)
     return 1 if failed else 0
@@ -583,6 +578,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _top_parser().parse_args(argv[:1])  # help, version, or a one-line error naming the commands
         return 0
     prog = f"mipeaks {argv[0]}"
+    _quiet_libraries()
     try:
         return _RUNNERS[argv[0]](prog, argv[1:])
     except KeyboardInterrupt:
