@@ -69,8 +69,6 @@ class ArgumentParser(argparse.ArgumentParser):
         _fail(self.prog, message)
 
 
-_Parser = ArgumentParser
-
 
 def _fail(prog: str, message: Any) -> typing.NoReturn:
     print(f"{prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
@@ -215,9 +213,7 @@ def _field_docs(*classes: type) -> dict[str, str]:
                     docs[current] = match.group(2)
             elif line.startswith(" " * 8) and current:
                 docs[current] += " " + line.strip()
-            elif not line.strip() or not line.startswith(" "):
-                if not line.strip():
-                    continue
+            elif line.strip() and not line.startswith(" "):  # the next section
                 break
     return docs
 
@@ -355,7 +351,7 @@ def _split(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k in names}
 
 
-def _mi_parser(prog: str, command: str) -> tuple[_Parser, list[str]]:
+def _mi_parser(prog: str, command: str) -> tuple[ArgumentParser, list[str]]:
     from .collect import CollectConfig
     from .pipeline import MIConfig
 
@@ -369,7 +365,7 @@ def _mi_parser(prog: str, command: str) -> tuple[_Parser, list[str]]:
                 "the paper's Table 1/2 statistics and the thinking tokens. Writes peak statistics (csv) and "
                 "the thinking-token list (jsonl) into the run directory and prints the tables.")
         only = None
-    parser = _Parser(prog=prog, description=desc)
+    parser = ArgumentParser(prog=prog, description=desc)
     names = add_config_options(parser, MIConfig, only=only, doc_classes=(CollectConfig,))
     if command == "mi":
         parser.add_argument("--export", default=None, metavar="PATH",
@@ -445,7 +441,7 @@ def _run_eval(prog: str, argv: Sequence[str]) -> int:
     from .evaluate import EvalConfig, evaluate
     from .models import EMBEDDED_MODEL
 
-    parser = _Parser(prog=prog, description=(
+    parser = ArgumentParser(prog=prog, description=(
         "Decode and grade one arm (the baseline or one intervention) on a benchmark. Appends one JSONL "
         "record per problem under the runs root (resumable) and prints the accuracy row. --model None "
         "(the default) is the embedded model."))
@@ -469,9 +465,9 @@ def _run_sweep(prog: str, argv: Sequence[str]) -> int:
     kinds = {"suppression": (SuppressionSweepConfig, suppression_sweep, "Fig. 5: accuracy against the number of "
                              "suppressed words, thinking words vs random words"),
              "ttts": (TTTSSweepConfig, ttts_sweep, "Fig. 7: accuracy against the total token budget, Origin vs TTTS")}
-    parser = _Parser(prog=prog, description="Run one of the paper's sweeps; every arm's records are resumable. "
+    parser = ArgumentParser(prog=prog, description="Run one of the paper's sweeps; every arm's records are resumable. "
                      "Prints the sweep table and writes it as csv next to the records.")
-    sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True, parser_class=ArgumentParser)
     field_names: dict[str, list[str]] = {}
     for kind, (cls, _, desc) in kinds.items():
         kp = sub.add_parser(kind, help=desc, description=desc)
@@ -499,7 +495,7 @@ def _run_sweep(prog: str, argv: Sequence[str]) -> int:
 def _run_reproduce(prog: str, argv: Sequence[str]) -> int:
     from . import reproduce
 
-    parser = _Parser(prog=prog, description=inspect.getdoc(reproduce),
+    parser = ArgumentParser(prog=prog, description=inspect.getdoc(reproduce),
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("preset", help="a file stem of notebooks/params/ (e.g. r1-llama-8b) or a YAML path")
     parser.add_argument("--only", nargs="+", default=None, metavar="STEM",
@@ -534,10 +530,10 @@ _RUNNERS: dict[str, Callable[[str, Sequence[str]], int]] = {
 }
 
 
-def _top_parser() -> _Parser:
+def _top_parser() -> ArgumentParser:
     from . import __version__
 
-    parser = _Parser(prog="mipeaks", description=_plain(__doc__.split("\n\n")[0]),
+    parser = ArgumentParser(prog="mipeaks", description=_plain(__doc__.split("\n\n")[0]),
                      epilog="Run 'mipeaks COMMAND --help' for a command's options.")
     parser.add_argument("--version", action="version", version=f"mipeaks {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -70,7 +70,7 @@ def test_pipeline_module_help_is_the_mi_help():
 
 @pytest.mark.parametrize("cls", [MIConfig, EvalConfig, SuppressionSweepConfig, TTTSSweepConfig])
 def test_every_config_field_has_an_option(cls):
-    parser = cli._Parser(prog="x")
+    parser = cli.ArgumentParser(prog="x")
     names = cli.add_config_options(parser, cls)
     assert names == [f.name for f in dataclasses.fields(cls)]
     options = {s for a in parser._actions for s in a.option_strings}
@@ -78,13 +78,13 @@ def test_every_config_field_has_an_option(cls):
 
 
 def test_options_parse_to_the_field_types():
-    parser = cli._Parser(prog="x")
+    parser = cli.ArgumentParser(prog="x")
     cli.add_config_options(parser, SuppressionSweepConfig)
     args = vars(parser.parse_args(["--ks", "0,2,5", "--params", "{case_sensitive: true}", "--n", "None",
                                    "--max-new-tokens", "16", "--device", "cuda:1"]))
     assert args == {"ks": (0, 2, 5), "params": {"case_sensitive": True}, "n": None, "max_new_tokens": 16,
                     "device": "cuda:1"}  # options not given stay absent (the preset or the default applies)
-    parser = cli._Parser(prog="x")
+    parser = cli.ArgumentParser(prog="x")
     cli.add_config_options(parser, MIConfig)
     assert vars(parser.parse_args(["--layer", "-2", "--sigma", "None", "--tau", "2"])) == {
         "layer": -2, "sigma": None, "tau": 2.0}
