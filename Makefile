@@ -41,7 +41,7 @@ book-cached: setup
 # (_build/presets/$(PRESET)/html). Options: REPRODUCE_ARGS="--only 05_error_bounds --keep-going".
 PRESET ?= cpu-smoke
 reproduce: setup
-	$(PY) scripts/reproduce.py $(PRESET) $(REPRODUCE_ARGS)
+	$(PY) -m mipeaks reproduce $(PRESET) $(REPRODUCE_ARGS)
 
 # Headless-Chromium PNG of one built page (needs chromium; not part of CI).
 PAGE ?= _build/html/notebooks/05_error_bounds.html

@@ -159,7 +159,9 @@ def _from_file(dataset: str, path: Path) -> list[Problem]:
     for line_no, row in _read_rows(path):
         try:
             problems.append(_normalise(dataset, row, len(problems)))
-        except (ValueError, KeyError) as err:
+        except KeyError as err:
+            raise ValueError(f"{path}:{line_no}: missing field {err.args[0]!r}") from None
+        except ValueError as err:
             raise ValueError(f"{path}:{line_no}: {err}") from None
     return problems
 

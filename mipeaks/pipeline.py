@@ -219,36 +219,13 @@ def thinking_tokens(model: LoadedModel, run: Run, trajs: dict[str, np.ndarray], 
     return lens.count_thinking_tokens(model, pooled, top=top, pool_whitespace=config.pool_whitespace)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m mipeaks.pipeline --n 20 ...``: run the whole MI pipeline and print its tables."""
-    import argparse
-    import time
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mipeaks.pipeline ...``: an alias of ``mipeaks mi ...`` (see :mod:`mipeaks.cli`)."""
+    import sys
 
-    parser = argparse.ArgumentParser(description="Collect traces, MI trajectories, peaks and thinking tokens.")
-    for f in dataclasses.fields(MIConfig):
-        parser.add_argument(f"--{f.name.replace('_', '-')}", default=f.default,
-                            type=(lambda v: None if v == "None" else v) if f.default is None else type(f.default))
-    parser.add_argument("--export", default=None, help="write the thinking-token jsonl here")
-    args = vars(parser.parse_args(argv))
-    export = args.pop("export")
-    cfg = MIConfig(**args)
-    start = time.perf_counter()
-    model, run = collect_run(cfg)
-    collected = time.perf_counter() - start
-    trajs = trajectories(run, cfg)
-    stats = peaks.summarize(trajs, rule=cfg.peak_rule, tau=cfg.tau, k=cfg.top_k)
-    words = thinking_tokens(model, run, trajs, cfg)
-    print(f"run: {run.path}  ({len(run)} problems, collection {collected:.1f} s, "
-          f"total {time.perf_counter() - start:.1f} s)")
-    print(peaks.table1(stats).to_string(float_format="%.4g"))
-    print(peaks.table2(stats).to_string(float_format="%.4g"))
-    print("thinking tokens:", ", ".join(f"{w.word}({w.freq})" for w in words[:15]))
-    if export:
-        lens.save_thinking_tokens(words, export)
+    from .cli import main as cli_main
 
-
-if __name__ == "__main__":
-    main()
+    return cli_main(["mi", *(sys.argv[1:] if argv is None else argv)])
 
 
 def settings_text(config: MIConfig, run: Run | None = None) -> str:
@@ -677,3 +654,7 @@ def own_gold_rank(swap: pd.DataFrame) -> pd.DataFrame:
     others = (values.sum(axis=1) - own) / max(n - 1, 1)
     rank = (values >= own[:, None]).sum(axis=1)  # includes the own gold itself
     return pd.DataFrame({"own": own, "others_mean": others, "rank": rank, "n_golds": n}, index=swap.index)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
