@@ -61,6 +61,7 @@ __all__ = [
     "problem_hash",
     "rank_world",
     "read_jsonl",
+    "rewrite_jsonl",
     "runs_read",
     "shard",
     "warn",
