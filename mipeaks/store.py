@@ -9,7 +9,7 @@ reused on a later call only when everything that produced it is the same. Its **
 * the model's identity (:func:`model_fingerprint`): for a model loaded from a directory (the embedded
   model's de-quantised copy, a local folder, a hub snapshot) the bytes of its small files
   (``config.json``, tokenizer files, the safetensors index, the embedded model's GGUF sha256 note)
-  plus the name and size of every weight file; for a model that exists only in memory, the bytes of
+  plus the name, size, first and last MiB of every weight file; for a model that exists only in memory, the bytes of
   every parameter;
 * the code (:func:`code_fingerprint`): the syntax tree, less comments and docstrings, of the package
   modules that change records (:data:`COLLECT_CODE`, :data:`EVAL_CODE`) and the versions of the
@@ -111,16 +111,18 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
 _CODE_CACHE: dict[tuple[str, ...], str] = {}
 
 
-def code_fingerprint(modules: Sequence[str]) -> str:
+def code_fingerprint(modules: Sequence[str], package: str | Path | None = None) -> str:
     """Hash of the named ``mipeaks`` modules' code (syntax trees, without comments or docstrings) and of
     the :data:`LIBRARIES` versions: an edit that cannot change a result (a comment, a docstring, a
-    reformat) keeps it; any other edit changes it.
+    reformat) keeps it; any other edit changes it. ``package``: another copy of the package folder.
     """
-    key = tuple(sorted(modules))
+    package = Path(package) if package is not None else Path(__file__).resolve().parent
+    names = sorted(modules)
+    stats = [(package / f"{name}.py").stat() for name in names]
+    key = (str(package), *names, *(f"{st.st_mtime_ns}:{st.st_size}" for st in stats))
     if key not in _CODE_CACHE:
-        package = Path(__file__).resolve().parent
         parts = []
-        for name in key:
+        for name in names:
             source = (package / f"{name}.py").read_text(encoding="utf-8")
             parts.append([name, ast.dump(_strip_docstrings(ast.parse(source)))])
         lib = versions(LIBRARIES)
@@ -130,15 +132,17 @@ def code_fingerprint(modules: Sequence[str]) -> str:
 
 _MODEL_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SMALL_FILE = 64 << 20
+_SAMPLE = 1 << 20
 
 
 def model_fingerprint(model: Any) -> str:
     """Identity of a loaded model's weights and tokenizer, cheap to compute.
 
-    A model loaded from a directory (``hf_model.name_or_path``): the bytes of its small files
-    (configs, tokenizer, safetensors index, the embedded model's ``mipeaks-source.txt`` with the
-    GGUF's sha256) and the name and size of each larger file (weights). A model built in memory: the
-    bytes of every parameter and buffer. Both add the dtype and the tokenizer's vocabulary size.
+    A model loaded from a directory (``hf_model.name_or_path``; a hub model: its cached snapshot,
+    whose folder name is the commit): the bytes of its small files (configs, tokenizer, safetensors
+    index, the embedded model's ``mipeaks-source.txt`` with the GGUF's sha256) and, for each weight
+    file, its name, size and first and last MiB. A model built in memory: the bytes of every
+    parameter and buffer. Both add the dtype and the tokenizer's vocabulary size.
     """
     if model in _MODEL_CACHE:
         return _MODEL_CACHE[model]
@@ -164,6 +168,11 @@ def model_fingerprint(model: Any) -> str:
             h.update(f"{path.relative_to(folder)}:{size}\n".encode())
             if size <= _SMALL_FILE and path.suffix in (".json", ".txt", ".model", ".jinja"):
                 h.update(path.read_bytes())
+            elif size > _SMALL_FILE or path.suffix in (".safetensors", ".bin", ".gguf", ".pt", ".pth"):
+                with open(path, "rb") as fh:  # weights: their first and last MiB (cheap, changes with training)
+                    h.update(fh.read(_SAMPLE))
+                    fh.seek(max(size - _SAMPLE, 0))
+                    h.update(fh.read(_SAMPLE))
     else:
         h.update(hf.config.to_json_string(use_diff=False).encode())
         with torch.no_grad():
