@@ -119,7 +119,7 @@ def code_fingerprint(modules: Sequence[str], package: str | Path | None = None) 
     package = Path(package) if package is not None else Path(__file__).resolve().parent
     names = sorted(modules)
     stats = [(package / f"{name}.py").stat() for name in names]
-    key = (str(package), *names, *(f"{st.st_mtime_ns}:{st.st_size}" for st in stats))
+    key = (str(package), *names, *(f"{st.st_mtime_ns}:{st.st_size}" for st in stats), *LIBRARIES)
     if key not in _CODE_CACHE:
         parts = []
         for name in names:

@@ -1,11 +1,11 @@
 """A separate process for tests/test_store.py: hold a writer lock, or collect and evaluate (plain or under torchrun).
 
     python tests/store_worker.py lock PATH
-    python tests/store_worker.py run OUT [--n 4] [--max-new-tokens 8] [--batch-size 2] [--what collect,eval]
+    python tests/store_worker.py run OUT [--problems 4] [--tokens 8] [--batch 2] [--what collect,eval]
     torchrun --standalone --nproc_per_node 2 tests/store_worker.py run OUT ...
 
 ``run`` writes ``OUT/run`` (a collection run) and ``OUT/evals.jsonl`` (baseline records) with the
-embedded model and the first ``n`` GSM8K problems.
+embedded model and the first ``--problems`` GSM8K problems.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["lock", "run"])
     parser.add_argument("path")
-    parser.add_argument("--n", type=int, default=4)
-    parser.add_argument("--max-new-tokens", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--problems", type=int, default=4)  # names torchrun's parser cannot mistake for its own
+    parser.add_argument("--tokens", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--what", default="collect,eval")
     args = parser.parse_args()
     from pathlib import Path
@@ -47,13 +47,13 @@ def main() -> None:
     torch.set_num_threads(1)
     out = Path(args.path)
     model = load_model(EMBEDDED_MODEL)
-    problems = load_problems("gsm8k", args.n)
+    problems = load_problems("gsm8k", args.problems)
     if "collect" in args.what:
-        collect(model, problems, CollectConfig(n=args.n, max_new_tokens=args.max_new_tokens,
-                                               batch_size=args.batch_size), out / "run", progress=False)
+        collect(model, problems, CollectConfig(n=args.problems, max_new_tokens=args.tokens,
+                                               batch_size=args.batch), out / "run", progress=False)
     if "eval" in args.what:
-        evaluate(model, problems, EvalConfig(n=args.n, max_new_tokens=args.max_new_tokens,
-                                             batch_size=args.batch_size), out_path=out / "evals.jsonl",
+        evaluate(model, problems, EvalConfig(n=args.problems, max_new_tokens=args.tokens,
+                                             batch_size=args.batch), out_path=out / "evals.jsonl",
                  progress=False)
     print("done", flush=True)
 

@@ -124,25 +124,27 @@ def test_editing_a_data_file_recomputes_its_collection_record(tiny, tmp_path, ca
 
 
 @pytest.mark.parametrize("tiny", ["llama"], indirect=True)
-def test_records_of_other_code_or_weights_are_recomputed(tiny, tmp_path, caplog) -> None:
+def test_records_of_other_code_are_recomputed(tiny, tmp_path, caplog, monkeypatch) -> None:
+    import mipeaks.store
+
     problems = load_problems("gsm8k", 2, path=_local_file(tmp_path / "mine.jsonl", QUESTIONS[:2]))
     out = tmp_path / "e.jsonl"
     cfg = EvalConfig(max_new_tokens=3)
     first = evaluate(tiny, problems, cfg, out_path=out, progress=False)
-    # the records and manifest an older version of the decoding code would have left
     rows = [json.loads(x) for x in out.read_text().splitlines()]
-    for r in rows:
-        r["fingerprint"] = {**r["fingerprint"], "key": "old", "code": "old"}
-        r["output_ids"] = [1, 2, 3]
-    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    mpath = out.with_suffix(".manifest.json")
-    mpath.write_text(json.dumps({**json.loads(mpath.read_text()), "code_fingerprint": "old"}))
+    out.write_text("".join(json.dumps({**r, "output_ids": [1, 2, 3]}) + "\n" for r in rows))  # marks them
+    # one more library in the code fingerprint: what an upgrade or a decoding-code edit does to it
+    monkeypatch.setattr(mipeaks.store, "LIBRARIES", (*mipeaks.store.LIBRARIES, "mipeaks-no-such-library"))
     with caplog.at_level(logging.WARNING, logger="mipeaks"):
         res = evaluate(tiny, problems, cfg, out_path=out, progress=False)
-    assert _strip(res.records) == _strip(first.records)
+    same = lambda recs: [{k: v for k, v in r.items() if k != "fingerprint"} for r in _strip(recs)]  # noqa: E731
+    assert same(res.records) == same(first.records)  # recomputed, not the marked old ones
     [line] = _warnings(caplog)
     assert str(out) in line and "other code" in line
-    assert _strip(load_result(out).records) == _strip(first.records)  # the newest record of each id
+    assert load_result(out).records == res.records  # the newest record of each id
+    assert len(out.read_text().splitlines()) == 4
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text())
+    assert manifest["code_fingerprint"] == res.records[0]["fingerprint"]["code"] != rows[0]["fingerprint"]["code"]
 
 
 def test_code_fingerprint_follows_code_not_comments(tmp_path) -> None:
@@ -313,7 +315,7 @@ def _owner_pid(lock: Path) -> int | None:
 
 @pytest.mark.slow
 def test_kill_9_mid_collection_then_resume(tmp_path) -> None:
-    args = ("--n", "3", "--max-new-tokens", "8", "--batch-size", "1")
+    args = ("--problems", "3", "--tokens", "8", "--batch", "1")
     _run_worker(tmp_path / "ref", *args)
 
     def first_record(out: Path) -> int | None:
@@ -328,7 +330,7 @@ def test_kill_9_mid_collection_then_resume(tmp_path) -> None:
 
 @pytest.mark.slow
 def test_torchrun_two_ranks_equal_one_process_and_resume_a_killed_rank(tmp_path) -> None:
-    args = ("--n", "4", "--max-new-tokens", "8", "--batch-size", "2")
+    args = ("--problems", "4", "--tokens", "8", "--batch", "2")
     _run_worker(tmp_path / "one", *args)
     _run_worker(tmp_path / "two", *args, torchrun=True)
     for name in ("one", "two"):
@@ -341,7 +343,7 @@ def test_torchrun_two_ranks_equal_one_process_and_resume_a_killed_rank(tmp_path)
     assert manifest["problem_ids"] == ["0", "1", "2", "3"] and manifest["git_commits"]
 
     # one batch per problem: kill rank 1 after its first collection record, then after its first evaluation record
-    args = ("--n", "4", "--max-new-tokens", "8", "--batch-size", "1")
+    args = ("--problems", "4", "--tokens", "8", "--batch", "1")
     _run_worker(tmp_path / "ref", *args)
     out = tmp_path / "cut"
 
