@@ -367,6 +367,7 @@ def test_torchrun_two_ranks_equal_one_process_and_resume_a_killed_rank(tmp_path)
 
 
 def test_runs_read_names_the_commit(tmp_path) -> None:
+    from mipeaks.book import provenance_cell
     from mipeaks.provenance import git_commit
 
     run = tmp_path / "r"
@@ -374,4 +375,6 @@ def test_runs_read_names_the_commit(tmp_path) -> None:
     (run / "manifest.json").write_text(json.dumps({"config": {}, "git_commit": "abc123"}))
     load_run(run)
     assert runs_read()[str(run)] == "abc123"
+    table = provenance_cell({"n": 1})
+    assert table.loc["runs read, made at commit abc123", "value"] == "r"
     assert git_commit() is None or len(git_commit()) >= 40
