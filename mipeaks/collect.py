@@ -8,12 +8,16 @@ last-token state of the gold solution text, from one forward pass.
 :func:`collect` runs many problems into a run directory::
 
     run_dir/
-      manifest.json            model, dataset, prompt style, layer, parameters, versions, git commit
+      manifest.json            model, dataset, prompt style, layer, parameters, versions, git commit(s)
       records/00000.safetensors  one per problem: prompt_ids, token_ids, states, gold
-      records/00000.json         its text, stop reason, layer and gold answer
+      records/00000.json         its text, stop reason, layer, gold answer and key (written last)
 
 An interrupted run resumes where it stopped; problems are decoded in fixed batches, so a resumed
-run writes byte-identical records.
+run writes byte-identical records. A record is reused only when its key (problem content, prompt
+ids, settings, model weights, code: see :mod:`mipeaks.store`) matches and its files are whole;
+anything else is recomputed with one warning line. One process writes a run directory at a time.
+Under ``torchrun`` each rank decodes every ``world``-th batch (the same batches as one process, so
+the records are byte-identical) and rank 0 finishes the manifest.
 """
 
 from __future__ import annotations
@@ -331,6 +335,10 @@ def collect(
 ) -> Run:
     """Trace every problem into ``out_dir``, resuming a partial run with the same config.
 
+    Records whose problem text, prompt, model weights or result-affecting code changed, and damaged
+    records, are recomputed (one warning line each kind). Under a data-parallel launcher
+    (``WORLD_SIZE`` > 1) this rank decodes its share of the batches (:func:`~mipeaks.store.shard`).
+
     Args:
         model: the loaded model (its name should match ``config.model``).
         problems: the problems, in order.
@@ -343,7 +351,8 @@ def collect(
         The :class:`Run`.
 
     Raises:
-        ValueError: ``out_dir`` holds a run made with a different config or problem list.
+        ValueError: ``out_dir`` holds a run made with a different config.
+        WriterLockedError: another process is writing ``out_dir``.
     """
     out = Path(out_dir)
     (out / "records").mkdir(parents=True, exist_ok=True)

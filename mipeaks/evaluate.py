@@ -4,8 +4,13 @@
 with :func:`mipeaks.generation.generate` (``None``, ``"suppress"``, ``"recycle"``) or with the
 TTTS orchestration over it (``"ttts"``, ``"origin"``), grades the output with
 :func:`mipeaks.grading.grade` and appends one record per problem to a JSONL file, next to a
-``.manifest.json`` (model description, config, library versions). Rerunning the same config
-skips the problems already in the file (resume); a different config refuses to share a file.
+``.manifest.json`` (model description, config, library versions, git commits). Rerunning the
+same config skips the problems already in the file (resume); a different config refuses to share
+a file. A record is reused only when its ``fingerprint`` key matches (the problem's content, the
+prompt ids, the settings, the model weights and the result-affecting code: see
+:mod:`mipeaks.store`) and its line is whole; others are recomputed with one warning line. One
+process writes a records file at a time; under ``torchrun`` rank ``r`` > 0 writes
+``<name>.rank<r>.jsonl`` and rank 0 merges them into the file.
 
 Greedy decoding is deterministic, so a resumed run gives the records an uninterrupted run
 would, with one caveat: with ``batch_size > 1`` the rows batched together (and their padding)
@@ -437,6 +442,7 @@ def evaluate(
     Raises:
         ValueError: bad config, duplicate problem ids, a model that does not match ``config.model``
             or ``config.dtype``, or an ``out_path`` holding another run.
+        WriterLockedError: another process is writing the records file.
     """
     config = (config or EvalConfig()).eval_config()
     custom: list[Intervention] = []
@@ -523,10 +529,12 @@ def evaluate(
 def load_result(path: str | Path) -> EvalResult:
     """Read back a run's JSONL records and its manifest (the config) as an :class:`EvalResult`.
 
-    Records keep the file's order; a problem written twice (a resumed crash) keeps its last record.
+    Records keep the file's order; a problem written twice (recomputed after a change of problem
+    text, model or code) keeps its last record. Damaged lines are skipped with one warning line.
 
     Raises:
         FileNotFoundError: the JSONL file or its ``.manifest.json`` is missing.
+        ValueError: the manifest is damaged.
     """
     path = Path(path)
     mpath = path.with_suffix(".manifest.json")
