@@ -247,7 +247,8 @@ def _shard_path(path: Path, rank: int) -> Path:
 
 
 def _lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
+    """The writer lock of a records file (hidden, beside it)."""
+    return path.with_name(f".{path.name}.lock")
 
 
 def _read_manifest(path: Path, manifest: dict[str, Any], *, writer: bool) -> bool:

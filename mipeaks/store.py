@@ -29,6 +29,7 @@ its own files; :func:`barrier` lets rank 0 finish the shared files once every ra
 from __future__ import annotations
 
 import ast
+import atexit
 import contextlib
 import hashlib
 import json
@@ -163,7 +164,7 @@ def model_fingerprint(model: Any) -> str:
     if str(folder) not in ("", ".") and folder.is_dir() and (folder / "config.json").is_file():
         if folder.parent.name == "snapshots":
             h.update(folder.name.encode())
-        for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts):
+        for path in sorted(p for p in folder.iterdir() if p.is_file()):  # top level: not checkpoints/
             size = path.stat().st_size
             h.update(f"{path.relative_to(folder)}:{size}\n".encode())
             if size <= _SMALL_FILE and path.suffix in (".json", ".txt", ".model", ".jinja"):
@@ -197,6 +198,12 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # make the rename itself durable (not possible on every OS)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def append_jsonl(path: str | Path, record: Mapping[str, Any]) -> None:
@@ -311,6 +318,7 @@ def rank_world() -> tuple[int, int]:
     if not dist.is_available():
         raise RuntimeError(f"WORLD_SIZE={world} but torch.distributed is not available in this torch build")
     dist.init_process_group("gloo")
+    atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
     return dist.get_rank(), dist.get_world_size()
 
 

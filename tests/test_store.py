@@ -253,7 +253,7 @@ def test_a_second_writer_gets_one_line_naming_the_holder(tiny, tmp_path) -> None
     problems = load_problems("gsm8k", 2, path=_local_file(tmp_path / "mine.jsonl", QUESTIONS[:2]))
     out = tmp_path / "e.jsonl"
     holders = []
-    for lock in (tmp_path / "e.jsonl.lock", tmp_path / "run" / ".writer.lock"):
+    for lock in (tmp_path / ".e.jsonl.lock", tmp_path / "run" / ".writer.lock"):
         proc = subprocess.Popen([sys.executable, str(WORKER), "lock", str(lock)], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
         assert proc.stdout.readline().strip() == "locked"
@@ -354,7 +354,7 @@ def test_torchrun_two_ranks_equal_one_process_and_resume_a_killed_rank(tmp_path)
     def rank1_evaluated(out: Path) -> int | None:
         shard_file = out / "evals.rank1.jsonl"
         done = shard_file.exists() and shard_file.read_text().count("\n") >= 1
-        return _owner_pid(out / "evals.rank1.jsonl.lock") if done else None
+        return _owner_pid(out / ".evals.rank1.jsonl.lock") if done else None
 
     assert _run_worker(out, *args, torchrun=True, kill_when=rank1_collected) != 0
     assert not (out / "run/records/00003.json").exists()
