@@ -238,7 +238,13 @@ def _default_path(model: LoadedModel, config: EvalConfig, extra: str) -> Path:
 
 
 #: Fields every evaluation record must have to be reused.
-_RECORD_KEYS = ("id", "output_ids", "extracted", "correct", "tokens", "seconds", "fingerprint")
+_RECORD_KEYS = ("id", "output_ids", "extracted", "correct", "tokens", "seconds")
+
+
+def _key(record: Mapping[str, Any]) -> str | None:
+    """A record's key (None for records written before records were keyed)."""
+    fp = record.get("fingerprint")
+    return fp.get("key") if isinstance(fp, dict) else None
 
 
 def _shard_path(path: Path, rank: int) -> Path:
@@ -301,12 +307,12 @@ def _absorb_shards(path: Path) -> None:
     if not shards:
         return
     records = _read_records(path, repair=False)
-    seen = {(str(r["id"]), r["fingerprint"].get("key")) for r in records}
+    seen = {(str(r["id"]), _key(r)) for r in records}
     for shard_file in shards:
         with writer_lock(_lock_path(shard_file)):
             for r in _read_records(shard_file, repair=False):
-                if (str(r["id"]), r["fingerprint"].get("key")) not in seen:
-                    seen.add((str(r["id"]), r["fingerprint"].get("key")))
+                if (str(r["id"]), _key(r)) not in seen:
+                    seen.add((str(r["id"]), _key(r)))
                     records.append(r)
             rewrite_jsonl(path, records)
             shard_file.unlink()
@@ -333,8 +339,7 @@ def _load_existing(path: Path, manifest: dict[str, Any], keys: Mapping[str, str]
     stale: list[str] = []
     for record in records:
         rid = str(record["id"])
-        fp = record["fingerprint"] if isinstance(record["fingerprint"], dict) else {}
-        if rid in keys and fp.get("key") == keys[rid]:
+        if rid in keys and _key(record) == keys[rid]:
             done[rid] = record
         elif rid in keys:
             stale.append(rid)
@@ -522,7 +527,7 @@ def evaluate(
         barrier()
         keys = {i: s["key"] for i, s in stamps.items()}
         done = {str(r["id"]): r for r in read_jsonl(path, _RECORD_KEYS)[0]
-                if keys.get(str(r["id"])) == r["fingerprint"].get("key")}
+                if keys.get(str(r["id"])) == _key(r)}
     note_read(path, ",".join(commits) or manifest["git_commit"])
     return EvalResult(config=config, records=[done[i] for i in ids], path=path)
 

@@ -147,6 +147,25 @@ def test_records_of_other_code_are_recomputed(tiny, tmp_path, caplog, monkeypatc
     assert manifest["code_fingerprint"] == res.records[0]["fingerprint"]["code"] != rows[0]["fingerprint"]["code"]
 
 
+@pytest.mark.parametrize("tiny", ["llama"], indirect=True)
+def test_records_written_before_keys_existed_are_recomputed(tiny, tmp_path, caplog) -> None:
+    problems = load_problems("gsm8k", 2, path=_local_file(tmp_path / "mine.jsonl", QUESTIONS[:2]))
+    out = tmp_path / "e.jsonl"
+    first = evaluate(tiny, problems, EvalConfig(max_new_tokens=3), out_path=out, progress=False)
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    old = [{k: v for k, v in r.items() if k != "fingerprint"} | {"output_ids": [7]} for r in rows]
+    out.write_text("".join(json.dumps(r) + "\n" for r in old))  # the layout of the previous release
+    mpath = out.with_suffix(".manifest.json")
+    manifest = json.loads(mpath.read_text())
+    mpath.write_text(json.dumps({k: v for k, v in manifest.items() if not k.endswith("_fingerprint")
+                                 or k == "fingerprint"}))
+    with caplog.at_level(logging.WARNING, logger="mipeaks"):
+        res = evaluate(tiny, problems, EvalConfig(max_new_tokens=3), out_path=out, progress=False)
+    assert _strip(res.records) == _strip(first.records)
+    [line] = _warnings(caplog)
+    assert "other code" in line
+
+
 def test_code_fingerprint_follows_code_not_comments(tmp_path) -> None:
     pkg = tmp_path / "pkg"
     shutil.copytree(ROOT / "mipeaks", pkg)
