@@ -386,7 +386,8 @@ def provenance_cell(config: Any, model: Any = None, started: float | None = None
                     dataset: str | None = None) -> pd.DataFrame:
     """Display (and return) the chapter's provenance table.
 
-    Rows: mipeaks version, git commit, model (name and source), dataset, every parameter of
+    Rows: mipeaks version, git commit, the commit(s) that made each run or records file this
+    process read, model (name and source), dataset, every parameter of
     ``config``, device, library versions, date and wall time since :func:`init_notebook` (or
     ``started``, a ``time.time()`` value).
 
@@ -403,6 +404,14 @@ def provenance_cell(config: Any, model: Any = None, started: float | None = None
     vers = prov["versions"]
     rows: list[tuple[str, str]] = [("mipeaks version", str(vers.get("mipeaks"))),
                                    ("git commit", str(prov["git_commit"]))]
+    from mipeaks.store import runs_read
+
+    made: dict[str, list[str]] = {}
+    for path, commit in runs_read().items():
+        made.setdefault(commit or "unknown", []).append(Path(path).name)
+    rows += [(f"runs read, made at commit {commit}", ", ".join(names[:3]) + (f" and {len(names) - 3} more"
+                                                                              if len(names) > 3 else ""))
+             for commit, names in made.items()]
     if model is not None:
         info = model.describe() if hasattr(model, "describe") else {"name": str(model)}
         rows.append(("model", f"{info.get('name')} ({info.get('source') or 'source unknown'}; "

@@ -8,19 +8,22 @@ last-token state of the gold solution text, from one forward pass.
 :func:`collect` runs many problems into a run directory::
 
     run_dir/
-      manifest.json            model, dataset, prompt style, layer, parameters, versions, git commit
+      manifest.json            model, dataset, prompt style, layer, parameters, versions, git commit(s)
       records/00000.safetensors  one per problem: prompt_ids, token_ids, states, gold
-      records/00000.json         its text, stop reason, layer and gold answer
+      records/00000.json         its text, stop reason, layer, gold answer and key (written last)
 
 An interrupted run resumes where it stopped; problems are decoded in fixed batches, so a resumed
-run writes byte-identical records.
+run writes byte-identical records. A record is reused only when its key (problem content, prompt
+ids, settings, model weights, code: see :mod:`mipeaks.store`) matches and its files are whole;
+anything else is recomputed with one warning line. One process writes a run directory at a time.
+Under ``torchrun`` each rank decodes every ``world``-th batch (the same batches as one process, so
+the records are byte-identical) and rank 0 finishes the manifest.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +31,9 @@ from typing import Any, Iterator, Sequence
 
 import torch
 from jaxtyping import Float, Int
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import load_file
+from safetensors.torch import save as save_tensors
 from tqdm.auto import tqdm
 
 from . import validation
@@ -36,6 +41,8 @@ from .data import Problem, encode_prompt
 from .generation import Intervention, generate
 from .models import LoadedModel
 from .provenance import provenance
+from .store import (COLLECT_CODE, atomic_write, barrier, code_fingerprint, digest, model_fingerprint, note_read,
+                    problem_hash, rank_world, shard, warn, writer_lock)
 
 __all__ = [
     "CollectConfig",
@@ -225,7 +232,11 @@ class Run:
         manifest = self.path / "manifest.json"
         if not manifest.is_file():
             raise FileNotFoundError(f"{self.path} is not a mipeaks run (no manifest.json)")
-        self.manifest: dict[str, Any] = json.loads(manifest.read_text())
+        try:
+            self.manifest: dict[str, Any] = json.loads(manifest.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{manifest} is damaged ({err}); rerun collect() to repair it") from None
+        note_read(self.path, self.manifest.get("git_commit"))
 
     @property
     def config(self) -> CollectConfig:
@@ -240,35 +251,96 @@ class Run:
         return len(self.record_paths())
 
     def traces(self) -> Iterator[Trace]:
-        """Load the traces one by one (memory stays bounded for long runs)."""
+        """Load the traces one by one (memory stays bounded for long runs).
+
+        Raises:
+            ValueError: a record is damaged (the message names its file).
+        """
         for path in self.record_paths():
             yield _read_record(path)
 
 
-def _write_record(path: Path, trace: Trace, problem: Problem) -> None:
+#: Version of the record layout; part of every record's key.
+RECORD_FORMAT = 2
+_META_KEYS = ("problem_id", "text", "stop_reason", "layer", "answer", "key", "bytes")
+
+
+def _write_record(path: Path, trace: Trace, problem: Problem, stamp: dict[str, Any]) -> None:
+    """Write a record: the ``.json`` (written last, holding the key) marks it complete."""
     tensors = {"prompt_ids": trace.prompt_ids.contiguous(), "token_ids": trace.token_ids.contiguous(),
                "states": trace.states.contiguous()}
     if trace.gold is not None:
         tensors["gold"] = trace.gold.contiguous()
+    data = save_tensors(tensors)  # no safetensors metadata: its key order is not deterministic
     meta = {"problem_id": trace.problem_id, "text": trace.text, "stop_reason": trace.stop_reason,
-            "layer": trace.layer, "answer": problem.answer}
-    path.with_suffix(".json").write_text(json.dumps(meta, sort_keys=True, ensure_ascii=False))
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp))  # no safetensors metadata: its key order is not deterministic
-    os.replace(tmp, path)  # a record exists only once both files are complete
+            "layer": trace.layer, "answer": problem.answer, "bytes": len(data), **stamp}
+    path.with_suffix(".json").unlink(missing_ok=True)  # a record without its .json is not done
+    atomic_write(path, data)
+    atomic_write(path.with_suffix(".json"), json.dumps(meta, sort_keys=True, ensure_ascii=False))
+
+
+def _check_record(path: Path, stamp: dict[str, Any], d_model: int, gold: bool) -> str | None:
+    """Why the record at ``path`` cannot be reused (``"missing"``, ``"damaged: ..."``, ``"stale: ..."``), or None."""
+    meta_path = path.with_suffix(".json")
+    if not meta_path.exists():
+        return "missing"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return f"damaged: {meta_path.name} is not valid JSON"
+    if not isinstance(meta, dict) or any(k not in meta for k in _META_KEYS):
+        return ("stale: made before records were keyed by content and code"
+                if isinstance(meta, dict) and "key" not in meta else f"damaged: {meta_path.name} lacks fields")
+    if meta["key"] != stamp["key"]:
+        if meta.get("code") != stamp["code"]:
+            return "stale: made by other code (a result-affecting module or library changed)"
+        if meta.get("weights") != stamp["weights"]:
+            return "stale: made by a model with other weights or tokenizer"
+        if meta.get("problem") != stamp["problem"]:
+            return "stale: the problem's question, solution or answer changed"
+        return "stale: made from another prompt or settings"
+    if not path.exists() or path.stat().st_size != meta["bytes"]:
+        return f"damaged: {path.name} is missing or has the wrong size"
+    try:
+        with safe_open(str(path), "pt") as fh:
+            shapes = {k: list(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    except Exception as err:  # safetensors raises its own error type for every kind of damage
+        return f"damaged: {path.name} does not load ({err})"
+    ok = (len(shapes.get("token_ids", [])) == 1 and len(shapes.get("prompt_ids", [])) == 1
+          and shapes.get("states") == [shapes["token_ids"][0], d_model]
+          and (shapes.get("gold") == [d_model] if gold else "gold" not in shapes))
+    return None if ok else f"damaged: {path.name} has unexpected tensors {shapes}"
 
 
 def _read_record(path: Path) -> Trace:
-    meta = json.loads(path.with_suffix(".json").read_text())
-    t = load_file(str(path))
-    return Trace(problem_id=meta["problem_id"], prompt_ids=t["prompt_ids"], token_ids=t["token_ids"],
-                 states=t["states"], text=meta["text"], stop_reason=meta["stop_reason"],
-                 layer=int(meta["layer"]), gold=t.get("gold"))
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+        t = load_file(str(path))
+        return Trace(problem_id=meta["problem_id"], prompt_ids=t["prompt_ids"], token_ids=t["token_ids"],
+                     states=t["states"], text=meta["text"], stop_reason=meta["stop_reason"],
+                     layer=int(meta["layer"]), gold=t.get("gold"))
+    except Exception as err:
+        raise ValueError(f"{path}: damaged record ({type(err).__name__}: {err}); rerun collect() to "
+                         "recompute it") from None
 
 
 def load_run(path: str | Path) -> Run:
     """Open a run directory written by :func:`collect`."""
     return Run(path)
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    """The manifest, or None when missing or damaged (damage is reported)."""
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(manifest, dict) and "config" in manifest:
+            return manifest
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        pass
+    warn(path, "damaged manifest: rewriting it")
+    return None
 
 
 def collect(
@@ -282,6 +354,10 @@ def collect(
 ) -> Run:
     """Trace every problem into ``out_dir``, resuming a partial run with the same config.
 
+    Records whose problem text, prompt, model weights or result-affecting code changed, and damaged
+    records, are recomputed (one warning line each kind). Under a data-parallel launcher
+    (``WORLD_SIZE`` > 1) this rank decodes its share of the batches (:func:`~mipeaks.store.shard`).
+
     Args:
         model: the loaded model (its name should match ``config.model``).
         problems: the problems, in order.
@@ -294,44 +370,96 @@ def collect(
         The :class:`Run`.
 
     Raises:
-        ValueError: ``out_dir`` holds a run made with a different config or problem list.
+        ValueError: ``out_dir`` holds a run made with a different config.
+        WriterLockedError: another process is writing ``out_dir``.
     """
     problems = validation.check_problems(problems)  # before anything is written
     out = Path(out_dir)
     (out / "records").mkdir(parents=True, exist_ok=True)
+    rank, world = rank_world()
     layer = model.resolve_layer(config.layer)
+    problems = list(problems)
     ids = [p.id for p in problems]
+    settings = json.loads(json.dumps(dataclasses.asdict(config)))
     manifest_path = out / "manifest.json"
-    if manifest_path.is_file():
-        old = json.loads(manifest_path.read_text())
-        if old["config"] != json.loads(json.dumps(dataclasses.asdict(config))) or old["problem_ids"] != ids:
-            raise ValueError(f"{out} holds a run with a different config or problem list; use a new directory")
-    else:
-        manifest = {"config": dataclasses.asdict(config), "layer_index": layer,
-                    "hook": model.hook_name(layer), "model": model.describe(), "problem_ids": ids,
-                    "estimator_note": "states[t] predicts token t; gold = last-token state of the gold text",
-                    **provenance()}
-        manifest_path.write_text(json.dumps(manifest, indent=2))
+    old = _read_manifest(manifest_path)
+    if old is not None and old["config"] != settings:
+        raise ValueError(f"{out} holds a run with a different config ({old['config']}); use a new directory")
+    code, weights = code_fingerprint(COLLECT_CODE), model_fingerprint(model)
+    prompts = [encode_prompt(model.tokenizer, p, config.prompt_style) for p in problems]
+    common = [RECORD_FORMAT, settings, layer, weights, code]
+    stamps = []
+    for problem, prompt in zip(problems, prompts):
+        content = problem_hash(problem)
+        stamps.append(dict(key=digest([common, content, prompt.tolist()]), code=code, weights=weights,
+                           problem=content))
+    manifest = {"config": settings, "layer_index": layer, "hook": model.hook_name(layer),
+                "model": model.describe(), "weights_fingerprint": weights, "code_fingerprint": code,
+                "problem_ids": ids,
+                "estimator_note": "states[t] predicts token t; gold = last-token state of the gold text",
+                **provenance()}
+    same_code = old is not None and (old.get("code_fingerprint"), old.get("weights_fingerprint")) == (code, weights)
+    commits = list(old.get("git_commits", [old.get("git_commit")])) if same_code else []
+
+    def write_manifest(wrote: bool) -> None:
+        if wrote and manifest["git_commit"] not in commits:
+            commits.append(manifest["git_commit"])
+        if old is None or wrote or any(old.get(k) != manifest[k] for k in
+                                       ("weights_fingerprint", "code_fingerprint", "problem_ids")):
+            atomic_write(manifest_path, json.dumps({**manifest, "git_commits": commits}, indent=2))
 
     batches = [list(range(i, min(i + config.batch_size, len(problems))))
                for i in range(0, len(problems), config.batch_size)]
     path_of = lambda i: out / "records" / f"{i:05d}.safetensors"  # noqa: E731
-    todo = [b for b in batches if not all(path_of(i).is_file() for i in b)]
-    bar = tqdm(total=len(problems), initial=len(problems) - sum(len(b) for b in todo), desc="problems",
-               unit="problem", disable=not progress)
-    tokens, start = 0, time.perf_counter()
-    for done, batch in enumerate(todo):
-        if stop_after is not None and done >= stop_after:
-            break
-        prompts = [encode_prompt(model.tokenizer, problems[i], config.prompt_style) for i in batch]
-        traces = generate_traces(model, prompts, layer=layer, max_new_tokens=config.max_new_tokens,
-                                 problem_ids=[problems[i].id for i in batch])
-        for i, trace in zip(batch, traces):
-            gold_text = problems[i].solution if config.gold == "solution" else problems[i].answer
-            trace.gold = gold_representation(model, gold_text, layer=layer)
-            _write_record(path_of(i), trace, problems[i])
-            tokens += len(trace.token_ids)
-        bar.update(len(batch))
-        bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - start):.1f}")
-    bar.close()
+    lock = out / (".writer.lock" if world == 1 else f".writer-rank{rank}-of-{world}.lock")
+    wrote = False
+    with writer_lock(lock):
+        if rank == 0:
+            write_manifest(False)
+            for extra in out.glob("records/*.safetensors"):  # records past the end of a shorter list
+                if int(extra.stem) >= len(problems):
+                    extra.with_suffix(".json").unlink(missing_ok=True)
+                    extra.unlink()
+        mine = shard(batches, rank, world)
+        reasons: dict[str, list[str]] = {}
+        todo = []
+        for batch in mine:
+            why = [(i, _check_record(path_of(i), stamps[i], model.d_model, True)) for i in batch]
+            for i, reason in why:
+                if reason is not None and reason != "missing":
+                    reasons.setdefault(reason, []).append(path_of(i).stem)
+            if any(reason is not None for _, reason in why):
+                todo.append(batch)
+        for reason, names in reasons.items():
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            warn(out / "records", f"record(s) {shown}: {reason}; recomputing")
+        done_count = sum(len(b) for b in mine) - sum(len(b) for b in todo)
+        bar = tqdm(total=sum(len(b) for b in mine), initial=done_count, desc="problems", unit="problem",
+                   disable=not progress)
+        tokens, start = 0, time.perf_counter()
+        try:
+            for done, batch in enumerate(todo):
+                if stop_after is not None and done >= stop_after:
+                    break
+                traces = generate_traces(model, [prompts[i] for i in batch], layer=layer,
+                                         max_new_tokens=config.max_new_tokens,
+                                         problem_ids=[problems[i].id for i in batch])
+                for i, trace in zip(batch, traces):
+                    gold_text = problems[i].solution if config.gold == "solution" else problems[i].answer
+                    trace.gold = gold_representation(model, gold_text, layer=layer)
+                    _write_record(path_of(i), trace, problems[i], stamps[i])
+                    tokens += len(trace.token_ids)
+                    wrote = True
+                bar.update(len(batch))
+                bar.set_postfix(tok_s=f"{tokens / (time.perf_counter() - start):.1f}")
+        finally:
+            bar.close()
+        if world == 1 and wrote:
+            write_manifest(True)
+    if world > 1:  # rank 0 finishes the manifest once every rank's records are written
+        barrier()
+        if rank == 0:
+            with writer_lock(lock):
+                write_manifest(True)
+        barrier()
     return Run(out)

@@ -4,8 +4,13 @@
 with :func:`mipeaks.generation.generate` (``None``, ``"suppress"``, ``"recycle"``) or with the
 TTTS orchestration over it (``"ttts"``, ``"origin"``), grades the output with
 :func:`mipeaks.grading.grade` and appends one record per problem to a JSONL file, next to a
-``.manifest.json`` (model description, config, library versions). Rerunning the same config
-skips the problems already in the file (resume); a different config refuses to share a file.
+``.manifest.json`` (model description, config, library versions, git commits). Rerunning the
+same config skips the problems already in the file (resume); a different config refuses to share
+a file. A record is reused only when its ``fingerprint`` key matches (the problem's content, the
+prompt ids, the settings, the model weights and the result-affecting code: see
+:mod:`mipeaks.store`) and its line is whole; others are recomputed with one warning line. One
+process writes a records file at a time; under ``torchrun`` rank ``r`` > 0 writes
+``<name>.rank<r>.jsonl`` and rank 0 merges them into the file.
 
 Greedy decoding is deterministic, so a resumed run gives the records an uninterrupted run
 would, with one caveat: with ``batch_size > 1`` the rows batched together (and their padding)
@@ -35,8 +40,10 @@ from .generation import Intervention, generate
 from .grading import MODES, grade
 from .lens import PAPER_THINKING_TOKENS_R1_LLAMA_8B, ThinkingToken, load_thinking_tokens
 from .models import DTYPES, LoadedModel, load_model
-from .provenance import runs_root, versions
+from .provenance import git_commit, runs_root, versions
 from .recycling import Recycle, RecycleConfig
+from .store import (EVAL_CODE, append_jsonl, atomic_write, barrier, code_fingerprint, digest, model_fingerprint,
+                    note_read, problem_hash, rank_world, read_jsonl, rewrite_jsonl, shard, warn, writer_lock)
 from .suppression import SuppressConfig, random_control_words, thinking_words, word_ids
 from .ttts import ANSWER_SUFFIX, TTTSConfig
 
@@ -245,28 +252,117 @@ def _default_path(model: LoadedModel, config: EvalConfig, extra: str) -> Path:
     return config.records_dir() / f"{slug}-{config.dataset}-{config.intervention or 'baseline'}-{fp}.jsonl"
 
 
-def _load_existing(path: Path, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Records already in ``path`` by id, after checking that they come from the same run."""
+#: Fields every evaluation record must have to be reused.
+_RECORD_KEYS = ("id", "output_ids", "extracted", "correct", "tokens", "seconds")
+
+
+def _key(record: Mapping[str, Any]) -> str | None:
+    """A record's key (None for records written before records were keyed)."""
+    fp = record.get("fingerprint")
+    return fp.get("key") if isinstance(fp, dict) else None
+
+
+def _shard_path(path: Path, rank: int) -> Path:
+    """The records file of data-parallel rank ``rank`` > 0 (rank 0 writes ``path`` itself)."""
+    return path.with_name(f"{path.stem}.rank{rank}.jsonl")
+
+
+def _lock_path(path: Path) -> Path:
+    """The writer lock of a records file (hidden, beside it)."""
+    return path.with_name(f".{path.name}.lock")
+
+
+def _read_manifest(path: Path, manifest: dict[str, Any], *, writer: bool) -> bool:
+    """Check that the records at ``path`` come from the same settings (a damaged manifest is rewritten).
+
+    Returns:
+        Whether a warning about stale records was already given (other code or weights).
+    """
     mpath = path.with_suffix(".manifest.json")
-    if not path.exists():
-        return {}
     if not mpath.exists():
-        raise ValueError(f"{path} exists without its manifest {mpath.name}: use another out_path")
-    old = json.loads(mpath.read_text())
-    if old.get("fingerprint") != manifest["fingerprint"]:
+        if path.exists() and path.stat().st_size:
+            raise ValueError(f"{path} exists without its manifest {mpath.name}: use another out_path")
+        return False
+    try:
+        old = json.loads(mpath.read_text(encoding="utf-8"))
+        old_fp = old["fingerprint"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        warn(mpath, "damaged manifest: rewriting it (records are checked one by one)")
+        if writer:
+            atomic_write(mpath, json.dumps(manifest, indent=2) + "\n")
+        return False
+    if old_fp != manifest["fingerprint"]:
         raise ValueError(f"{path} holds a different run (config {old.get('config')}); use another out_path")
-    records: dict[str, dict[str, Any]] = {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:  # a record cut short by a crash: drop it and redo the problem
-                path.write_text("".join(x + "\n" for x in lines[:-1]), encoding="utf-8")
-                break
-            raise ValueError(f"{path}:{i + 1}: malformed record") from None
-        records[str(record["id"])] = record
+    same = all(old.get(k) == manifest[k] for k in ("code_fingerprint", "weights_fingerprint"))
+    manifest["git_commits"] = list(old.get("git_commits", [])) if same else []
+    if old.get("code_fingerprint") != manifest["code_fingerprint"]:
+        warn(path, "records made by other code (a result-affecting module or library changed): recomputing them")
+    elif not same:
+        warn(path, "records made by a model with other weights or tokenizer: recomputing them")
+    return not same
+
+
+def _read_records(path: Path, *, repair: bool) -> list[dict[str, Any]]:
+    """Valid records of one JSONL file; damaged lines are reported (and dropped from the file when ``repair``)."""
+    try:
+        records, problems = read_jsonl(path, _RECORD_KEYS)
+    except FileNotFoundError:  # a shard merged away meanwhile
+        return []
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        warn(path, f"damaged records ({shown}): recomputing them")
+        if repair:
+            rewrite_jsonl(path, records)
     return records
+
+
+def _absorb_shards(path: Path) -> None:
+    """Append the rank shard files' records to ``path`` (skipping ones it has) and delete the shards."""
+    shards = sorted(path.parent.glob(f"{path.stem}.rank*.jsonl"))
+    if not shards:
+        return
+    records = _read_records(path, repair=False)
+    seen = {(str(r["id"]), _key(r)) for r in records}
+    for shard_file in shards:
+        with writer_lock(_lock_path(shard_file)):
+            for r in _read_records(shard_file, repair=False):
+                if (str(r["id"]), _key(r)) not in seen:
+                    seen.add((str(r["id"]), _key(r)))
+                    records.append(r)
+            rewrite_jsonl(path, records)
+            shard_file.unlink()
+
+
+def _load_existing(path: Path, manifest: dict[str, Any], keys: Mapping[str, str], *, rank: int = 0,
+                   world: int = 1) -> dict[str, dict[str, Any]]:
+    """Reusable records by id: whole, valid and made from the same settings, code, model, problem and prompt.
+
+    Reads ``path`` and any rank shard files beside it. The writer of ``path`` (rank 0) drops damaged
+    lines from it and, outside a data-parallel launch, merges leftover shards into it. Stale records
+    (another key) are left in the file and recomputed; readers keep the last record of an id.
+
+    Raises:
+        ValueError: ``path`` holds a run with other settings, or has no manifest.
+    """
+    warned = _read_manifest(path, manifest, writer=rank == 0)
+    if rank == 0 and world == 1:
+        _absorb_shards(path)
+    records = _read_records(path, repair=rank == 0)
+    for shard_file in sorted(path.parent.glob(f"{path.stem}.rank*.jsonl")):
+        records += _read_records(shard_file, repair=shard_file == _shard_path(path, rank))
+    done: dict[str, dict[str, Any]] = {}
+    stale: list[str] = []
+    for record in records:
+        rid = str(record["id"])
+        if rid in keys and _key(record) == keys[rid]:
+            done[rid] = record
+        elif rid in keys:
+            stale.append(rid)
+    stale = [i for i in dict.fromkeys(stale) if i not in done]
+    if stale and not warned:
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        warn(path, f"problem(s) {shown}: record made from another question, answer, prompt or model: recomputing")
+    return done
 
 
 @torch.inference_mode()
@@ -367,6 +463,7 @@ def evaluate(
     Raises:
         ValueError: bad config, duplicate problem ids, a model that does not match ``config.model``
             or ``config.dtype``, or an ``out_path`` holding another run.
+        WriterLockedError: another process is writing the records file.
     """
     config = (config or EvalConfig()).eval_config()
     custom: list[Intervention] = []
@@ -390,50 +487,91 @@ def evaluate(
     config = replace(config, model=model.name)
     ids = [p.id for p in problems]
     custom_names = [f"{type(c).__module__}.{type(c).__name__}" for c in custom]
+    fingerprint = config.fingerprint() + (":" + ",".join(custom_names) if custom else "")
+    code, weights = code_fingerprint(EVAL_CODE), model_fingerprint(model)
+    stamps = {}
+    for p in problems:
+        prompt = encode_prompt(model.tokenizer, p, config.prompt_style).tolist()
+        content = problem_hash(p)
+        stamps[p.id] = dict(key=digest([fingerprint, code, weights, content, prompt]), code=code, weights=weights,
+                            problem=content)
     manifest = dict(created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    fingerprint=config.fingerprint() + (":" + ",".join(custom_names) if custom else ""),
+                    fingerprint=fingerprint, code_fingerprint=code, weights_fingerprint=weights,
                     config=asdict(config), custom_plugins=custom_names, model=model.describe(),
-                    versions=versions())
+                    versions=versions(), git_commit=git_commit())
     path = Path(out_path) if out_path is not None else _default_path(model, config, ",".join(custom_names))
     path.parent.mkdir(parents=True, exist_ok=True)
-    done = _load_existing(path, manifest)
-    if not path.with_suffix(".manifest.json").exists():
-        path.with_suffix(".manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    todo = [p for p in problems if p.id not in done]
-    plugin = build_intervention(model, config)
-    plugins = [*([plugin] if plugin is not None else []), *custom]
-    torch.manual_seed(config.seed)
-    step = 1 if config.intervention in ("ttts", "origin") else config.batch_size
-    bar = tqdm(total=len(problems), initial=len(problems) - len(todo), disable=not progress,
-               desc=f"{config.dataset}:{config.intervention or 'baseline'}", unit="problem")
-    try:
-        for start in range(0, len(todo), step):
-            for record in _decode(model, config, todo[start:start + step], plugins):
-                done[record["id"]] = record
-                with open(path, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(record) + "\n")
-                bar.update(1)
-    finally:
-        bar.close()
+    rank, world = rank_world()
+    own = path if rank == 0 else _shard_path(path, rank)
+    with writer_lock(_lock_path(own)):
+        done = _load_existing(path, manifest, {i: s["key"] for i, s in stamps.items()}, rank=rank, world=world)
+        commits = manifest.setdefault("git_commits", [])
+        if rank == 0:
+            atomic_write(path.with_suffix(".manifest.json"), json.dumps(manifest, indent=2) + "\n")
+        step = 1 if config.intervention in ("ttts", "origin") else config.batch_size
+        mine = [p for batch in shard([problems[i:i + step] for i in range(0, len(problems), step)], rank, world)
+                for p in batch]
+        todo = [p for p in mine if p.id not in done]
+        plugin = build_intervention(model, config)
+        plugins = [*([plugin] if plugin is not None else []), *custom]
+        torch.manual_seed(config.seed)
+        bar = tqdm(total=len(mine), initial=len(mine) - len(todo), disable=not progress,
+                   desc=f"{config.dataset}:{config.intervention or 'baseline'}", unit="problem")
+        try:
+            for start in range(0, len(todo), step):
+                for record in _decode(model, config, todo[start:start + step], plugins):
+                    record["fingerprint"] = stamps[record["id"]]
+                    done[record["id"]] = record
+                    append_jsonl(own, record)
+                    bar.update(1)
+        finally:
+            bar.close()
+        if todo and world == 1 and manifest["git_commit"] not in commits:
+            commits.append(manifest["git_commit"])
+            atomic_write(path.with_suffix(".manifest.json"), json.dumps(manifest, indent=2) + "\n")
+    if world > 1:  # rank 0 merges every rank's records into ``path`` and finishes the manifest
+        barrier()
+        if rank == 0:
+            with writer_lock(_lock_path(path)):
+                _absorb_shards(path)
+                if manifest["git_commit"] not in commits:
+                    commits.append(manifest["git_commit"])
+                atomic_write(path.with_suffix(".manifest.json"), json.dumps(manifest, indent=2) + "\n")
+        barrier()
+        keys = {i: s["key"] for i, s in stamps.items()}
+        done = {str(r["id"]): r for r in read_jsonl(path, _RECORD_KEYS)[0]
+                if keys.get(str(r["id"])) == _key(r)}
+    note_read(path, ",".join(commits) or manifest["git_commit"])
     return EvalResult(config=config, records=[done[i] for i in ids], path=path)
 
 
 def load_result(path: str | Path) -> EvalResult:
     """Read back a run's JSONL records and its manifest (the config) as an :class:`EvalResult`.
 
-    Records keep the file's order; a problem written twice (a resumed crash) keeps its last record.
+    Records keep the file's order; a problem written twice (recomputed after a change of problem
+    text, model or code) keeps its last record. Damaged lines are skipped with one warning line.
 
     Raises:
         FileNotFoundError: the JSONL file or its ``.manifest.json`` is missing.
+        ValueError: the manifest is damaged.
     """
     path = Path(path)
-    manifest = json.loads(path.with_suffix(".manifest.json").read_text())
+    mpath = path.with_suffix(".manifest.json")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        config = EvalConfig(**manifest["config"])
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{mpath} is damaged ({type(err).__name__}: {err}); rerun evaluate() to repair it") from None
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    rows, problems = read_jsonl(path, ("id",))
+    if problems:
+        warn(path, f"damaged records skipped ({'; '.join(problems[:3])}); rerun evaluate() to recompute them")
     records: dict[str, dict[str, Any]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            record = json.loads(line)
-            records[str(record["id"])] = record
-    return EvalResult(config=EvalConfig(**manifest["config"]), records=list(records.values()), path=path)
+    for record in rows:
+        records[str(record["id"])] = record
+    note_read(path, ",".join(manifest.get("git_commits", [])) or manifest.get("git_commit"))
+    return EvalResult(config=config, records=list(records.values()), path=path)
 
 
 def show_first_change(reference: EvalResult, other: EvalResult, labels: tuple[str, str] = ("reference", "other"),
