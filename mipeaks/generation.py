@@ -12,7 +12,10 @@ An :class:`Intervention` may implement any of :meth:`~Intervention.hooks`,
 :meth:`~Intervention.process_logits`, :meth:`~Intervention.redo` and
 :meth:`~Intervention.redo_hooks`. The loop calls the Hugging Face model directly (the bridge has
 replaced its decoder layers in place, so TransformerLens hooks fire) with explicit positions and
-masks, and computes logits for the last position only.
+masks, and computes logits for the last position only. It runs inside
+:meth:`~mipeaks.models.LoadedModel.unbridged`: components with no hooked point are swapped back
+for their Hugging Face modules and attention runs as SDPA, so a step costs what a plain
+Hugging Face step costs plus the hooks actually requested.
 """
 
 from __future__ import annotations
@@ -217,7 +220,9 @@ def generate(
 
     def forward(extra: list[Hook]) -> torch.Tensor:
         # Entering bridge.hooks() costs milliseconds (it rebuilds alias maps): only for real hooks.
-        with model.bridge.hooks(fwd_hooks=extra) if extra else contextlib.nullcontext():
+        # A redo pass re-enters unbridged() so that the components its extra hooks need fire too.
+        with (model.bridge.hooks(fwd_hooks=extra) if extra else contextlib.nullcontext(),
+              model.unbridged() if extra else contextlib.nullcontext()):
             out = model.hf_model(
                 input_ids=step_input, attention_mask=mask, position_ids=step_positions,
                 past_key_values=cache, use_cache=True, logits_to_keep=1,
@@ -230,7 +235,8 @@ def generate(
         return logits.argmax(-1)
 
     try:
-        with model.bridge.hooks(fwd_hooks=hooks):
+        # Only the components owning a hooked point stay bridged; attention runs as SDPA.
+        with model.bridge.hooks(fwd_hooks=hooks), model.unbridged():
             for index in range(max_new_tokens):
                 step = Step(index=index, tokens=tokens, active=active.clone(), model=model)
                 past = cache.get_seq_length()
