@@ -203,8 +203,8 @@ def generate(
     tokens, mask = tokens.to(device), mask.to(device)
     batch = tokens.shape[0]
     active = torch.ones(batch, dtype=torch.bool, device=device)
-    lengths = torch.zeros(batch, dtype=torch.long)
-    reasons = ["length"] * batch
+    lengths = torch.zeros(batch, dtype=torch.long, device=device)
+    stop_on = stop.to(device)
     generated: list[torch.Tensor] = []
     for plugin in plugins:
         plugin.start(batch)
@@ -251,12 +251,10 @@ def generate(
                 capture.commit()
                 token = torch.where(active, candidate, torch.full_like(candidate, pad_id))
                 generated.append(token)
-                lengths += active.cpu().long()
-                bar.update(int(active.sum()))
-                hit = active & torch.isin(token, stop.to(device))
-                for r in hit.nonzero().flatten().tolist():
-                    reasons[r] = "eos"
-                active = active & ~hit
+                lengths += active.long()  # no host sync here: one per step (below), as in HF generate
+                if progress:
+                    bar.update(int(active.sum()))
+                active = active & ~torch.isin(token, stop_on)
                 if not bool(active.any()):
                     break
                 tokens = torch.cat([tokens, token[:, None]], dim=1)
@@ -267,6 +265,8 @@ def generate(
         bar.close()
     seconds = time.perf_counter() - t0
     out_tokens = torch.stack(generated, dim=1).cpu()
+    lengths = lengths.cpu()
+    reasons = ["length" if still else "eos" for still in active.tolist()]  # a row stops only on a stop id
     stacked = {layer: capture.stacked(layer) for layer in capture.layers}
     return [
         Generation(
