@@ -77,6 +77,7 @@ class LoadedModel:
     source: str = ""
     extra: dict = field(default_factory=dict)
     _slots: list | None = field(default=None, init=False, repr=False)
+    _bridged_attention: str | None = field(default=None, init=False, repr=False)
 
     @property
     def device(self) -> torch.device:
@@ -140,7 +141,7 @@ class LoadedModel:
         ``attn.hook_out``, ...) keep that component alone; any other hook point (attention
         pattern, q/k/v, ``hook_mlp_in``, ...) keeps its whole decoder block bridged. The
         attention implementation is switched to ``attention`` (default ``"sdpa"``, O(L) memory)
-        unless an attention component stays bridged (its hooks need the bridge's eager path).
+        unless an attention component stays bridged: then it is the bridge's own (eager).
         Register hooks first (``with model.bridge.hooks(...): with model.unbridged(): ...``);
         contexts nest, and everything is restored on exit, also on errors.
 
@@ -170,15 +171,18 @@ class LoadedModel:
         config = self.hf_model.config
         previous_attention = getattr(config, "_attn_implementation", None)
         attention_kept = any(k and isinstance(slot[2], AttentionBridge) for k, slot in zip(keep, slots))
-        switch = (attention is not None and not attention_kept and previous_attention != attention
-                  and (attention != "sdpa" or getattr(self.hf_model, "_supports_sdpa", False)))
+        # A kept attention bridge needs the implementation the bridge was booted with (eager).
+        target = self._bridged_attention if attention_kept else attention
+        if target == "sdpa" and not getattr(self.hf_model, "_supports_sdpa", False):
+            target = None
+        switch = target is not None and target != previous_attention
         previous: list[Any] = []
         try:
             for k, (parent, name, bridge, _, original, _, _) in zip(keep, slots):
                 previous.append(parent._modules[name])
                 parent._modules[name] = bridge if k else original
             if switch:
-                config._attn_implementation = attention
+                config._attn_implementation = target
             yield self
         finally:
             if switch:
@@ -212,6 +216,7 @@ class LoadedModel:
                     walk(child, parent, block)
 
         walk(self.hf_model, None, None)
+        self._bridged_attention = getattr(self.hf_model.config, "_attn_implementation", None)
         self._slots = slots
         return slots
 

@@ -112,6 +112,13 @@ def test_unbridged_keeps_what_is_hooked_and_restores(tiny):
         with torch.no_grad():
             tiny.hf_model(input_ids=ids[None])
     assert seen["pattern"].shape[-2:] == (len(ids), len(ids))
+    with tiny.unbridged():  # nested: an inner pattern hook gets eager back, the outer SDPA returns after
+        assert tiny.hf_model.config._attn_implementation == "sdpa"
+        with tiny.bridge.hooks(fwd_hooks=[("blocks.0.attn.hook_pattern", pattern)]), tiny.unbridged():
+            assert tiny.hf_model.config._attn_implementation == "eager"
+            assert type(layers[0]).__name__ == "BlockBridge" and type(layers[1]).__name__ == "LlamaDecoderLayer"
+        assert tiny.hf_model.config._attn_implementation == "sdpa"
+        assert type(layers[0]).__name__ == "LlamaDecoderLayer"
     with pytest.raises(RuntimeError):  # restored on errors too
         with tiny.unbridged():
             raise RuntimeError("boom")
