@@ -165,3 +165,17 @@ def test_teacher_forcing_memory_is_linear_in_length(tokenizer_dir):
     with _LargestOutput() as spy, torch.no_grad():
         model.hf_model(input_ids=torch.randint(0, len(tok), (1, 512)), logits_to_keep=1)
     assert spy.largest >= heads * 512 * 512
+
+
+@pytest.mark.parametrize("tiny", ["llama", "qwen3"], indirect=True)
+@pytest.mark.parametrize("name", ["blocks.1.hook_resid_pre", "blocks.1.hook_resid_mid", "blocks.1.hook_attn_out",
+                                  "blocks.1.hook_mlp_out", "blocks.1.attn.hook_pattern", "blocks.1.attn.hook_q"])
+def test_any_hook_point_gives_the_bridged_value_when_unbridged(tiny, name):
+    ids = torch.tensor(tiny.tokenizer.encode(PROMPT))
+    cache, logits = _bridged_full_pass(tiny, ids, [name])
+    seen = {}
+    with tiny.bridge.hooks(fwd_hooks=[(name, lambda t, hook: seen.setdefault("t", t.clone()))]), tiny.unbridged():
+        with torch.no_grad():
+            out = tiny.hf_model(input_ids=ids[None]).logits[0].float()
+    assert _rel(seen["t"], cache[name]) < 1e-4
+    assert _rel(out, logits) < 1e-4
