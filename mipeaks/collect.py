@@ -3,7 +3,7 @@
 A :class:`Trace` holds, for one problem, the generated tokens and the layer-``L`` residual stream
 ``states[t]`` at the position that *predicts* ``token_ids[t]`` (the paper's code: a hook storing
 ``hidden[0, -1]`` on every forward call), plus the gold representation ``gold``: the same layer's
-last-token state of the gold solution text, from one forward pass.
+last-token state of the gold solution text, by teacher forcing (:mod:`mipeaks.forcing`).
 
 :func:`collect` runs many problems into a run directory::
 
@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from . import validation
 from .data import Problem, encode_prompt
+from .forcing import teacher_force
 from .generation import Intervention, generate
 from .models import LoadedModel
 from .provenance import provenance
@@ -85,24 +86,18 @@ class Trace:
 def gold_representation(
     model: LoadedModel, text: str | Int[torch.Tensor, "L"], *, layer: int | str = "last"
 ) -> Float[torch.Tensor, "d"]:
-    """The last-token state of ``text`` after block ``layer``, from one forward pass (float32, CPU).
+    """The last-token state of ``text`` after block ``layer``, by teacher forcing (float32, CPU).
 
     Text is encoded like the paper's code (``tokenizer.encode``: BOS where the tokenizer adds one,
     no chat template). The paper uses the whole gold solution; pass the answer alone for the
-    answer-only variant.
+    answer-only variant. The pass is :func:`mipeaks.forcing.teacher_force` (O(L) memory).
     """
     ids = torch.tensor(model.tokenizer.encode(text)) if isinstance(text, str) else torch.as_tensor(text)
     if ids.numel() == 0:
         raise ValueError("gold text is empty")
-    store: dict[str, torch.Tensor] = {}
-
-    def hook(resid: torch.Tensor, *, hook: Any) -> torch.Tensor:
-        store["h"] = resid[0, -1].detach().float().cpu()
-        return resid
-
-    with model.bridge.hooks(fwd_hooks=[(model.hook_name(layer), hook)]):
-        model.hf_model(input_ids=ids[None].to(model.device), use_cache=False, logits_to_keep=1)
-    return store["h"]
+    index = model.resolve_layer(layer)
+    forced = teacher_force(model, ids, layers=[index], states_from=int(ids.numel()) - 1)  # O(L) memory
+    return forced.states[index][-1]
 
 
 def generate_traces(

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from . import validation
 from .data import DATASETS, PROMPT_STYLES, Problem, encode_prompt, format_prompt, load_problems
+from .forcing import teacher_force
 from .generation import Intervention, generate
 from .grading import MODES, grade
 from .lens import PAPER_THINKING_TOKENS_R1_LLAMA_8B, ThinkingToken, load_thinking_tokens
@@ -382,9 +383,9 @@ def gold_logprob(model: LoadedModel, context_ids: Sequence[int] | Int[torch.Tens
     head = [int(i) for i in torch.as_tensor(context_ids).flatten().tolist()]
     head += tok.encode(suffix + " \\boxed{", add_special_tokens=False)
     target = tok.encode(f"{answer}}}", add_special_tokens=False)
-    ids = torch.tensor([head + target], device=model.device)
-    logits = model.hf_model(input_ids=ids, logits_to_keep=len(target) + 1).logits[0, :-1].float()
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(target, device=model.device)[:, None])
+    # Chunked through the KV cache with SDPA (mipeaks.forcing): memory is O(L), not heads x L x L.
+    logits = teacher_force(model, head + target, last_logits=len(target) + 1).logits[:-1]
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(target, device=logits.device)[:, None])
     return float(logp.mean())
 
 

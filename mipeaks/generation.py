@@ -12,7 +12,10 @@ An :class:`Intervention` may implement any of :meth:`~Intervention.hooks`,
 :meth:`~Intervention.process_logits`, :meth:`~Intervention.redo` and
 :meth:`~Intervention.redo_hooks`. The loop calls the Hugging Face model directly (the bridge has
 replaced its decoder layers in place, so TransformerLens hooks fire) with explicit positions and
-masks, and computes logits for the last position only.
+masks, and computes logits for the last position only. It runs inside
+:meth:`~mipeaks.models.LoadedModel.unbridged`: components with no hooked point are swapped back
+for their Hugging Face modules and attention runs as SDPA, so a step costs what a plain
+Hugging Face step costs plus the hooks actually requested.
 """
 
 from __future__ import annotations
@@ -200,8 +203,8 @@ def generate(
     tokens, mask = tokens.to(device), mask.to(device)
     batch = tokens.shape[0]
     active = torch.ones(batch, dtype=torch.bool, device=device)
-    lengths = torch.zeros(batch, dtype=torch.long)
-    reasons = ["length"] * batch
+    lengths = torch.zeros(batch, dtype=torch.long, device=device)
+    stop_on = stop.to(device)
     generated: list[torch.Tensor] = []
     for plugin in plugins:
         plugin.start(batch)
@@ -217,7 +220,9 @@ def generate(
 
     def forward(extra: list[Hook]) -> torch.Tensor:
         # Entering bridge.hooks() costs milliseconds (it rebuilds alias maps): only for real hooks.
-        with model.bridge.hooks(fwd_hooks=extra) if extra else contextlib.nullcontext():
+        # A redo pass re-enters unbridged() so that the components its extra hooks need fire too.
+        with (model.bridge.hooks(fwd_hooks=extra) if extra else contextlib.nullcontext(),
+              model.unbridged() if extra else contextlib.nullcontext()):
             out = model.hf_model(
                 input_ids=step_input, attention_mask=mask, position_ids=step_positions,
                 past_key_values=cache, use_cache=True, logits_to_keep=1,
@@ -230,7 +235,8 @@ def generate(
         return logits.argmax(-1)
 
     try:
-        with model.bridge.hooks(fwd_hooks=hooks):
+        # Only the components owning a hooked point stay bridged; attention runs as SDPA.
+        with model.bridge.hooks(fwd_hooks=hooks), model.unbridged():
             for index in range(max_new_tokens):
                 step = Step(index=index, tokens=tokens, active=active.clone(), model=model)
                 past = cache.get_seq_length()
@@ -245,12 +251,10 @@ def generate(
                 capture.commit()
                 token = torch.where(active, candidate, torch.full_like(candidate, pad_id))
                 generated.append(token)
-                lengths += active.cpu().long()
-                bar.update(int(active.sum()))
-                hit = active & torch.isin(token, stop.to(device))
-                for r in hit.nonzero().flatten().tolist():
-                    reasons[r] = "eos"
-                active = active & ~hit
+                lengths += active.long()  # no host sync here: one per step (below), as in HF generate
+                if progress:
+                    bar.update(int(active.sum()))
+                active = active & ~torch.isin(token, stop_on)
                 if not bool(active.any()):
                     break
                 tokens = torch.cat([tokens, token[:, None]], dim=1)
@@ -261,6 +265,8 @@ def generate(
         bar.close()
     seconds = time.perf_counter() - t0
     out_tokens = torch.stack(generated, dim=1).cpu()
+    lengths = lengths.cpu()
+    reasons = ["length" if still else "eos" for still in active.tolist()]  # a row stops only on a stop id
     stacked = {layer: capture.stacked(layer) for layer in capture.layers}
     return [
         Generation(

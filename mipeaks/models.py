@@ -26,9 +26,10 @@ import socket
 import tempfile
 import warnings
 from collections.abc import Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlparse
 
 import torch
@@ -78,6 +79,8 @@ class LoadedModel:
     d_model: int
     source: str = ""
     extra: dict = field(default_factory=dict)
+    _slots: list | None = field(default=None, init=False, repr=False)
+    _bridged_attention: str | None = field(default=None, init=False, repr=False)
 
     @property
     def device(self) -> torch.device:
@@ -129,6 +132,96 @@ class LoadedModel:
                 if int(i) not in ids:
                     ids.append(int(i))
         return tuple(ids)
+
+    @contextmanager
+    def unbridged(self, *, attention: str | None = "sdpa") -> Iterator["LoadedModel"]:
+        """Run ``hf_model`` at plain Hugging Face cost while keeping every *hooked* hook point.
+
+        Inside the context, every bridge component none of whose TransformerLens hook points
+        has a hook is swapped back for the Hugging Face module it wraps, so unhooked points cost
+        nothing; the components that own a hooked point stay in place and fire exactly as before.
+        Hooks on a component's ``hook_in``/``hook_out`` (``blocks.L.hook_resid_pre``/``_post``,
+        ``attn.hook_out``, ...) keep that component alone; any other hook point (attention
+        pattern, q/k/v, ``hook_mlp_in``, ...) keeps its whole decoder block bridged. The
+        attention implementation is switched to ``attention`` (default ``"sdpa"``, O(L) memory)
+        unless an attention component stays bridged: then it is the bridge's own (eager).
+        Register hooks first (``with model.bridge.hooks(...): with model.unbridged(): ...``);
+        contexts nest, and everything is restored on exit, also on errors.
+
+        Args:
+            attention: attention implementation to use while un-bridged (``None``: leave it).
+
+        Yields:
+            This model.
+        """
+        slots = self._bridge_slots()
+        keep = [False] * len(slots)
+        keep_all = [False] * len(slots)
+        for i, (_, _, _, parent, _, hookpoints, block) in enumerate(slots):  # parents precede children
+            inherited = parent is not None and keep_all[parent]
+            hooked = [name for name, hp in hookpoints
+                      if hp._forward_hooks or hp._forward_pre_hooks or hp._backward_hooks]
+            keep[i] = inherited or bool(hooked)
+            if any(name not in ("hook_in", "hook_out") for name in hooked):
+                owner = block if block is not None else i
+                keep_all[owner] = keep[owner] = True  # the whole block (already visited: an ancestor)
+                if owner != i:  # its descendants visited so far must be re-kept too
+                    for j in range(owner, i + 1):
+                        keep[j] = keep_all[j] = True
+            keep_all[i] = keep_all[i] or inherited
+        from transformer_lens.model_bridge.generalized_components.attention import AttentionBridge
+
+        config = self.hf_model.config
+        previous_attention = getattr(config, "_attn_implementation", None)
+        attention_kept = any(k and isinstance(slot[2], AttentionBridge) for k, slot in zip(keep, slots))
+        # A kept attention bridge needs the implementation the bridge was booted with (eager).
+        target = self._bridged_attention if attention_kept else attention
+        if target == "sdpa" and not getattr(self.hf_model, "_supports_sdpa", False):
+            target = None
+        switch = target is not None and target != previous_attention
+        previous: list[Any] = []
+        try:
+            for k, (parent, name, bridge, _, original, _, _) in zip(keep, slots):
+                previous.append(parent._modules[name])
+                parent._modules[name] = bridge if k else original
+            if switch:
+                config._attn_implementation = target
+            yield self
+        finally:
+            if switch:
+                config._attn_implementation = previous_attention
+            for (parent, name, *_), module in zip(slots, previous):
+                parent._modules[name] = module
+
+    def _bridge_slots(self) -> list[tuple]:
+        """Every bridge component in ``hf_model``, parents first (computed once, on the bridged tree).
+
+        Each entry: ``(parent, attribute, bridge, parent_entry, original, hook_points, block_entry)``.
+        """
+        if self._slots is not None:
+            return self._slots
+        from transformer_lens.hook_points import HookPoint
+        from transformer_lens.model_bridge.generalized_components.base import GeneralizedComponent
+        from transformer_lens.model_bridge.generalized_components.block import BlockBridge
+
+        slots: list[tuple] = []
+
+        def walk(module: torch.nn.Module, parent: int | None, block: int | None) -> None:
+            for name, child in list(module._modules.items()):
+                original = child._modules.get("_original_component") if child is not None else None
+                if isinstance(child, GeneralizedComponent) and original is not None:
+                    points = [(n, m) for n, m in child._modules.items() if isinstance(m, HookPoint)]
+                    index = len(slots)
+                    inner_block = index if isinstance(child, BlockBridge) else block
+                    slots.append((module, name, child, parent, original, points, block))
+                    walk(original, index, inner_block)
+                elif child is not None and not isinstance(child, HookPoint):
+                    walk(child, parent, block)
+
+        walk(self.hf_model, None, None)
+        self._bridged_attention = getattr(self.hf_model.config, "_attn_implementation", None)
+        self._slots = slots
+        return slots
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready description for provenance records."""

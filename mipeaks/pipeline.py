@@ -38,6 +38,7 @@ import torch
 from . import lens, mi, peaks, validation
 from .collect import CollectConfig, Run, Trace, check_collection_fields, collect, gold_representation
 from .data import load_problems
+from .forcing import teacher_force
 from .models import LoadedModel, load_model
 from .provenance import runs_root
 
@@ -325,23 +326,17 @@ def peak_table(model: LoadedModel, run: Run, trajs: Mapping[str, np.ndarray], co
 
 @torch.inference_mode()
 def teacher_forced_states(model: LoadedModel, trace: Trace, layer: int | str) -> torch.Tensor:
-    """States ``(T, d)`` of block ``layer`` for ``trace``'s generation, from one forward pass.
+    """States ``(T, d)`` of block ``layer`` for ``trace``'s generation, by teacher forcing.
 
     The input is the prompt followed by the generated tokens but the last; the state at
     position ``len(prompt) - 1 + t`` predicts generated token ``t``, exactly the position the
     collection captures during decoding (tests/test_collect.py checks that parity within 1e-4).
+    The pass is :func:`mipeaks.forcing.teacher_force` (chunks through a KV cache, SDPA): O(L) memory.
     """
     index = model.resolve_layer(layer)
-    ids = torch.cat([trace.prompt_ids, trace.token_ids[:-1]]).to(model.device)
-    store: dict[str, torch.Tensor] = {}
-
-    def hook(resid: torch.Tensor, *, hook: Any) -> torch.Tensor:
-        store["h"] = resid[0].detach().float().cpu()
-        return resid
-
-    with model.bridge.hooks(fwd_hooks=[(model.hook_name(index), hook)]):
-        model.hf_model(input_ids=ids[None], use_cache=False, logits_to_keep=1)
-    return store["h"][len(trace.prompt_ids) - 1:]
+    ids = torch.cat([trace.prompt_ids, trace.token_ids[:-1]])
+    # Chunked through the KV cache with SDPA (mipeaks.forcing): memory is O(L), not heads x L x L.
+    return teacher_force(model, ids, layers=[index], states_from=len(trace.prompt_ids) - 1).states[index]
 
 
 def _resolve_layer(model: LoadedModel, layer: int | str) -> int:
