@@ -342,7 +342,9 @@ def _reuse_ttts(model: LoadedModel, spec: TTTSConfig, source: EvalResult, proble
         derived = replay_budget(segs, source_budget=src_spec.total_budget,
                                 source_base=src_spec.base_tokens if src_spec.method == "ttts" else None,
                                 budget=spec.total_budget, base_tokens=spec.base_tokens,
-                                word_len=word_len if spec.method == "ttts" else None)
+                                word_len=word_len if spec.method == "ttts" else None,
+                                source_recipe=src_spec.recipe if src_spec.method == "ttts" else "budget",
+                                recipe=spec.recipe)
         reasoning = [s for s in segs if s[0] in ("base", "word", "continue")]
         if derived is None:
             fresh.append(i)
@@ -472,8 +474,11 @@ def _check_reuse(config: EvalConfig, reuse: EvalResult, custom: Sequence[Interve
         mine, theirs = config.intervention_config(), src.intervention_config()
         if mine.total_budget > theirs.total_budget:
             raise ValueError(f"reuse: budget {mine.total_budget} exceeds the reused run's {theirs.total_budget}")
-        if mine.method == theirs.method == "ttts" and mine.word != theirs.word:
-            raise ValueError(f"reuse: word {theirs.word!r} there but {mine.word!r} here")
+        if mine.method == theirs.method == "ttts" and (mine.word, mine.recipe) != (theirs.word, theirs.recipe):
+            raise ValueError(f"reuse: word and recipe {theirs.word!r}, {theirs.recipe!r} there but "
+                             f"{mine.word!r}, {mine.recipe!r} here")
+        if mine.method == "ttts" and mine.base_tokens != theirs.base_tokens and mine.recipe == "official":
+            raise ValueError(f"reuse: base_tokens {theirs.base_tokens} there but {mine.base_tokens} here")
     elif config.intervention in ("suppress", "recycle"):
         if src.intervention is not None or src.max_new_tokens != config.max_new_tokens:
             raise ValueError("a suppress/recycle run reuses the baseline run of the same max_new_tokens "

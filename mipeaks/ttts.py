@@ -121,6 +121,19 @@ def _check(total_budget: int, answer_tokens: int) -> None:
         raise ValueError(f"answer_tokens must be >= 1, got {answer_tokens}")
 
 
+RECIPES = ("budget", "official")
+
+
+def _check_recipe(recipe: str, base_tokens: int | None, total_budget: int, method: str) -> None:
+    if recipe not in RECIPES:
+        raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
+    if method == "ttts" and recipe == "official":
+        if base_tokens is None or base_tokens < 1:
+            raise ValueError(f"recipe 'official' needs base_tokens >= 1 (the official code: 4096), got {base_tokens}")
+    elif base_tokens is not None and method == "ttts" and not 1 <= base_tokens <= total_budget:
+        raise ValueError(f"base_tokens must be in 1..total_budget ({total_budget}), got {base_tokens}")
+
+
 class _Row:
     """One row's place in the TTTS/Origin recipe."""
 
@@ -148,18 +161,22 @@ class TTTSForcing(Intervention):
         suffix_ids: the answer suffix's ids.
         answer_tokens: the most answer tokens.
         stop_ids: ids the model stops with.
+        recipe: ``"budget"`` (ours) or ``"official"`` (one word after the base, one continuation of
+            ``total_budget`` tokens; see :class:`TTTSConfig`).
     """
 
     def __init__(self, word_ids: list[int] | None, base_tokens: int, total_budget: int, suffix_ids: list[int],
-                 answer_tokens: int, stop_ids: Sequence[int]):
+                 answer_tokens: int, stop_ids: Sequence[int], recipe: str = "budget"):
         self.word_ids, self.base, self.total = word_ids, base_tokens, total_budget
         self.suffix_ids, self.answer_tokens, self.stop = suffix_ids, answer_tokens, set(stop_ids)
+        self.official = recipe == "official" and word_ids is not None
         self.rows: list[_Row] = []
 
     @property
     def max_new_tokens(self) -> int:
-        """The most tokens a row can emit: budget, suffix and answer."""
-        return self.total + len(self.suffix_ids) + self.answer_tokens
+        """The most tokens a row can emit: reasoning, suffix and answer."""
+        reasoning = self.base + len(self.word_ids or ()) + self.total if self.official else self.total
+        return reasoning + len(self.suffix_ids) + self.answer_tokens
 
     def start(self, batch_size: int) -> None:
         self.rows = [_Row(self.base) for _ in range(batch_size)]
@@ -170,7 +187,11 @@ class TTTSForcing(Intervention):
         row.used += len(row.cur)
         empty_continuation = row.kind == "continue" and not row.cur
         w = self.word_ids
-        if w is not None and not empty_continuation and self.total - row.used > len(w):
+        if self.official:
+            room = row.kind == "base"
+        else:
+            room = w is not None and not empty_continuation and self.total - row.used > len(w)
+        if room:
             row.queue, row.qkind = list(w), "word"
             row.used += len(w)
             row.continuations += 1
@@ -209,7 +230,7 @@ class TTTSForcing(Intervention):
                 if not row.queue:
                     row.segments.append((row.qkind, row.qids))
                     if row.qkind == "word":
-                        row.kind, row.limit = "continue", self.total - row.used
+                        row.kind, row.limit = "continue", self.total if self.official else self.total - row.used
                     else:
                         row.kind, row.limit = "answer", self.answer_tokens
                 continue
@@ -229,7 +250,8 @@ class TTTSForcing(Intervention):
         row = self.rows[r]
         if not row.done:
             raise RuntimeError(f"row {r} ended before its answer")
-        reasoning = sum(len(ids) for kind, ids in row.segments if kind in ("base", "word", "continue"))
+        counted = ("continue",) if self.official else ("base", "word", "continue")
+        reasoning = sum(len(ids) for kind, ids in row.segments if kind in counted)
         return TTTSResult(prompt_ids=prompt_ids, segments=list(row.segments), reasoning_tokens=reasoning,
                           continuations=row.continuations, seconds=seconds)
 
@@ -245,6 +267,7 @@ def ttts_batch(
     answer_suffix: str = ANSWER_SUFFIX,
     answer_tokens: int = 16,
     interventions: Sequence[Intervention] = (),
+    recipe: str = "budget",
 ) -> list[TTTSResult]:
     """TTTS or Origin for a batch of prompts in one :func:`~mipeaks.generation.generate` call.
 
@@ -257,6 +280,7 @@ def ttts_batch(
         method: ``"ttts"`` or ``"origin"``.
         word, base_tokens, total_budget, answer_suffix, answer_tokens: see :func:`ttts_generate`.
         interventions: plug-ins applied before the forcing (e.g. a :class:`~mipeaks.suppression.Suppress`).
+        recipe: ``"budget"`` or ``"official"`` (TTTS only; see :class:`TTTSConfig`).
 
     Returns:
         One :class:`TTTSResult` per prompt (``seconds``: the batch's time shared equally).
@@ -264,13 +288,12 @@ def ttts_batch(
     if method not in ("ttts", "origin"):
         raise ValueError(f"method must be 'ttts' or 'origin', got {method!r}")
     _check(total_budget, answer_tokens)
+    _check_recipe(recipe, base_tokens, total_budget, method)
     base = total_budget if base_tokens is None or method == "origin" else base_tokens
-    if not 1 <= base <= total_budget:
-        raise ValueError(f"base_tokens must be in 1..total_budget ({total_budget}), got {base_tokens}")
     words = _encode(model, word if word[:1].isspace() else " " + word) if method == "ttts" else None
     rows = [torch.as_tensor(p, dtype=torch.long).flatten() for p in prompts]
     plugin = TTTSForcing(words, base, total_budget, _encode(model, answer_suffix), answer_tokens,
-                         model.eos_token_ids())
+                         model.eos_token_ids(), recipe=recipe)
     gens = generate(model, rows, max_new_tokens=plugin.max_new_tokens, interventions=[*interventions, plugin])
     out = []
     for r, g in enumerate(gens):
@@ -339,14 +362,14 @@ def origin_generate(
                       answer_suffix=answer_suffix, answer_tokens=answer_tokens, interventions=interventions)[0]
 
 
-def _limits(segments: Sequence[tuple[str, Sequence[int]]], total: int, base: int) -> list[int]:
+def _limits(segments: Sequence[tuple[str, Sequence[int]]], total: int, base: int, official: bool) -> list[int]:
     """The token limit each free reasoning segment of a run had (base, then each continuation)."""
     limits, used = [], 0
     for kind, ids in segments:
         if kind == "base":
             limits.append(base)
         elif kind == "word":
-            limits.append(total - used - len(ids))
+            limits.append(total if official else total - used - len(ids))
         if kind in ("base", "word", "continue"):
             used += len(ids)
     return limits
@@ -360,6 +383,8 @@ def replay_budget(
     budget: int,
     base_tokens: int | None,
     word_len: int | None,
+    source_recipe: str = "budget",
+    recipe: str = "budget",
 ) -> list[tuple[str, list[int]]] | None:
     """A run's reasoning segments at a smaller ``budget``, read off a greedy run at ``source_budget``.
 
@@ -376,6 +401,8 @@ def replay_budget(
         budget: the target budget.
         base_tokens: the target's ``base_tokens`` (None: its budget; ignored for Origin).
         word_len: the number of ids of the target's word (None: the target is Origin).
+        source_recipe: the source's :attr:`TTTSConfig.recipe` (an Origin source: ``"budget"``).
+        recipe: the target's recipe (a TTTS target reads only a source of the same recipe).
 
     Returns:
         The target's reasoning segments, or None where the source cannot tell (it was cut before
@@ -384,16 +411,22 @@ def replay_budget(
     free = [list(ids) for kind, ids in source if kind in ("base", "continue")]
     words = [kind for kind, _ in source if kind == "word"]
     slen = len(next((ids for kind, ids in source if kind == "word"), ())) or (word_len or 0)
-    limits = _limits(source, source_budget, source_base or source_budget)
+    limits = _limits(source, source_budget, source_base or source_budget, source_recipe == "official")
+
+    cut = [False]  # a source segment was cut short: the target's later inputs differ from the source's
 
     def take(i: int, n: int) -> list[int] | None:
-        if i >= len(free):
+        if i >= len(free) or cut[0]:
             return None
         ids = free[i]
         if len(ids) >= n:
+            cut[0] = len(ids) > n
             return ids[:n]
         return ids if len(ids) < limits[i] else None  # shorter than its limit: it stopped
 
+    official = recipe == "official" and word_len is not None
+    if official != (source_recipe == "official") and word_len is not None:
+        return None
     base = budget if base_tokens is None or word_len is None else base_tokens
     ids = take(0, base)
     if ids is None:
@@ -403,6 +436,10 @@ def replay_budget(
         return out
     if words and slen != word_len:
         return None
+    if official:  # one word, one continuation of the budget
+        ids = take(1, budget)
+        return None if ids is None or not words else out + [("word", list(next(s for k, s in source if k == "word"))),
+                                                             ("continue", ids)]
     i = 1
     while budget - used > word_len:
         ids = take(i, budget - used - word_len)
@@ -427,6 +464,11 @@ class TTTSConfig:
         answer_tokens: the most answer tokens (the official code: 16).
         answer_suffix: forced before the answer.
         method: ``"ttts"`` or ``"origin"``.
+        recipe: TTTS's rules. ``"budget"`` (ours): ``total_budget`` bounds every reasoning token and
+            words are appended while it lasts. ``"official"`` (``TTTS_evaluate.py``): a base generation
+            of ``base_tokens`` (required; the code: 4096), the word appended once (stopped or cut),
+            **one** continuation of ``total_budget`` tokens (the code's ``token_budget``; only it is
+            counted in ``reasoning_tokens``), then the suffix and the answer. Origin ignores it.
     """
 
     total_budget: int
@@ -435,13 +477,14 @@ class TTTSConfig:
     answer_tokens: int = 16
     answer_suffix: str = ANSWER_SUFFIX
     method: str = "ttts"
+    recipe: str = "budget"
 
     def __post_init__(self) -> None:
         if self.method not in ("ttts", "origin"):
             raise ValueError(f"method must be 'ttts' or 'origin', got {self.method!r}")
         _check(self.total_budget, self.answer_tokens)
-        if self.base_tokens is not None and not 1 <= self.base_tokens <= self.total_budget:
-            raise ValueError(f"base_tokens must be in 1..total_budget ({self.total_budget}), got {self.base_tokens}")
+        if self.method == "ttts" or self.recipe != "official":
+            _check_recipe(self.recipe, self.base_tokens, self.total_budget, "ttts")
 
     def run(self, model: LoadedModel, prompt_ids: Int[torch.Tensor, "L"],
             interventions: Sequence[Intervention] = ()) -> TTTSResult:
@@ -453,4 +496,4 @@ class TTTSConfig:
         """Run this method on a batch of prompts in one generation (see :func:`ttts_batch`)."""
         return ttts_batch(model, prompts, method=self.method, word=self.word, base_tokens=self.base_tokens,
                           total_budget=self.total_budget, answer_suffix=self.answer_suffix,
-                          answer_tokens=self.answer_tokens, interventions=interventions)
+                          answer_tokens=self.answer_tokens, interventions=interventions, recipe=self.recipe)

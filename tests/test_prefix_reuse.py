@@ -113,3 +113,14 @@ def test_recycle_arm_draws_the_coins_of_a_stand_alone_run(embedded, baseline, tm
     assert any(j == len(r["output_ids"]) and r["triggers"] > 0 == r["recycles"] for j, r in zip(steps, arm.records))
     batched = evaluate(embedded, PROBLEMS, arm.config.eval_config(out_dir=str(tmp_path / "b4")), progress=False)
     assert _strip(batched.records) == _strip(arm.records)  # RR at batch 4 from scratch, too
+
+
+def test_replay_budget_of_the_official_recipe_and_a_different_base() -> None:
+    src = [("base", [1, 2, 3, 4]), ("word", [9]), ("continue", [5, 6, 7]), ("suffix", [7]), ("answer", [1])]
+    kw = dict(source_budget=3, source_base=4, base_tokens=4, word_len=1, source_recipe="official", recipe="official")
+    assert replay_budget(src, budget=2, **kw) == [("base", [1, 2, 3, 4]), ("word", [9]), ("continue", [5, 6])]
+    assert replay_budget(src, budget=5, **kw) is None  # the continuation was cut at 3
+    assert replay_budget(src, **{**kw, "recipe": "budget"}, budget=2) is None  # recipes differ
+    # a smaller base cuts the source's base: the word then follows other tokens, so nothing is read
+    budget_src = [("base", [1, 2, 3, 4]), ("word", [9]), ("continue", [5]), ("suffix", [7]), ("answer", [1])]
+    assert replay_budget(budget_src, source_budget=6, source_base=4, budget=6, base_tokens=2, word_len=1) is None

@@ -54,7 +54,7 @@ def test_thinking_word_appended_when_the_model_stops(model, prompt_ids) -> None:
 
 
 def reference_ttts(model, prompt: list[int], *, word: str | None, base: int | None, budget: int,
-                   answer_tokens: int) -> list[tuple[str, list[int]]]:
+                   answer_tokens: int, recipe: str = "budget") -> list[tuple[str, list[int]]]:
     """The recipe as one ``generate`` call per segment, each from the prompt ids plus every segment so far."""
     stop = set(model.eos_token_ids())
 
@@ -65,6 +65,11 @@ def reference_ttts(model, prompt: list[int], *, word: str | None, base: int | No
     enc = lambda text: model.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
     ids = run(prompt, budget if base is None or word is None else base)
     segments, seq, used = [("base", ids)], prompt + ids, len(ids)
+    if recipe == "official":  # one word, one continuation of the budget
+        w = enc(" " + word)
+        ids = run(seq + w, budget)
+        segments += [("word", w), ("continue", ids)]
+        seq, word = seq + w + ids, None
     while word is not None and budget - used > len(enc(" " + word)):
         w = enc(" " + word)
         ids = run(seq + w, budget - used - len(w))
@@ -84,6 +89,19 @@ def test_one_generation_equals_per_segment_reference(model, prompt_ids, method, 
     assert res.segments == ref
     if method == "ttts":  # the word path, and at budget 4 the no-room rule, are exercised
         assert res.continuations == (budget > 4)
+
+
+@pytest.mark.parametrize("base,budget", [(2, 5), (6, 3)])
+def test_official_recipe_equals_its_reference(model, prompt_ids, base, budget) -> None:
+    res = TTTSConfig(total_budget=budget, base_tokens=base, answer_tokens=2, recipe="official").run(model, prompt_ids)
+    ref = reference_ttts(model, prompt_ids.tolist(), word="Wait", base=base, budget=budget, answer_tokens=2,
+                         recipe="official")
+    assert res.segments == ref and res.continuations == 1
+    assert res.reasoning_tokens == len(ref[2][1]) <= budget  # only the continuation counts
+    with pytest.raises(ValueError, match="base_tokens"):
+        TTTSConfig(total_budget=budget, recipe="official")
+    with pytest.raises(ValueError, match="recipe"):
+        TTTSConfig(total_budget=budget, recipe="paper")
 
 
 def test_batch_equals_one_at_a_time_on_the_embedded_model(embedded) -> None:
