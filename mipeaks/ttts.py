@@ -24,8 +24,9 @@ Differences from the official ``TTTS_evaluate.batch_TTTS_generation`` (vLLM):
   and the suffix are encoded on their own, without special tokens, with a leading space as in its
   join);
 * it runs exactly one continuation of ``token_budget`` tokens after a base of
-  ``max_tokens_per_call`` tokens, and counts only the continuation; here the budget is the total,
-  and continuations repeat while it lasts;
+  ``max_tokens_per_call`` tokens, and counts only the continuation; here (``recipe="budget"``)
+  the budget is the total, and continuations repeat while it lasts. ``recipe="official"``
+  (:class:`TTTSConfig`) runs its recipe instead: base, word, one continuation of the budget;
 * it grades only the 16-token answer output. So do we (``graded_text``); the full text is kept.
 
 Implementation: :class:`TTTSForcing` runs the recipe inside one :func:`~mipeaks.generation.generate`
