@@ -202,30 +202,31 @@ class TTTSForcing(Intervention):
 
     def force(self, step: Step) -> Int[torch.Tensor, "B"]:
         """Queued ids; a spent segment's budget queues the word or the suffix first."""
-        out = torch.full((len(self.rows),), -1, dtype=torch.long)
-        for r, row in enumerate(self.rows):
-            if row.done or not bool(step.active[r]):
+        out = [-1] * len(self.rows)
+        for r, active in enumerate(step.active.tolist()):  # one device sync per step, not per row
+            row = self.rows[r]
+            if row.done or not active:
                 continue
             if not row.queue and row.kind in ("base", "continue") and len(row.cur) >= row.limit:
                 self._end_segment(row)
             if row.queue:
                 out[r] = row.queue[0]
-        return out
+        return torch.tensor(out, dtype=torch.long, device=step.tokens.device)
 
     def review(self, step: Step, token: Int[torch.Tensor, "B"]) -> Int[torch.Tensor, "B"]:
         """Record each row's token; a stop in the reasoning is replaced by the word or suffix."""
-        token = token.clone()
-        for r, row in enumerate(self.rows):
-            if row.done or not bool(step.active[r]):
+        tokens = token.tolist()
+        for r, active in enumerate(step.active.tolist()):
+            row = self.rows[r]
+            if row.done or not active:
                 continue
-            t = int(token[r])
+            t = tokens[r]
             if not row.queue and row.kind in ("base", "continue"):
                 if t not in self.stop:
                     row.cur.append(t)
                     continue
                 self._end_segment(row)  # veto the stop
-                t = row.queue[0]
-                token[r] = t
+                t = tokens[r] = row.queue[0]
             if row.queue:
                 row.qids.append(row.queue.pop(0))
                 if not row.queue:
@@ -240,11 +241,11 @@ class TTTSForcing(Intervention):
             if t in self.stop or len(row.cur) >= self.answer_tokens:
                 row.segments.append(("answer", row.cur))
                 row.done = True
-        return token
+        return torch.tensor(tokens, dtype=token.dtype, device=token.device)
 
     def finished(self, step: Step, token: Int[torch.Tensor, "B"]) -> Bool[torch.Tensor, "B"]:
         """Rows whose answer is complete."""
-        return torch.tensor([row.done for row in self.rows], dtype=torch.bool)
+        return torch.tensor([row.done for row in self.rows], dtype=torch.bool, device=token.device)
 
     def result(self, r: int, prompt_ids: Int[torch.Tensor, "L"], seconds: float) -> TTTSResult:
         """Row ``r`` as a :class:`TTTSResult`."""
