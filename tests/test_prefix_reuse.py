@@ -122,5 +122,6 @@ def test_replay_budget_of_the_official_recipe_and_a_different_base() -> None:
     assert replay_budget(src, budget=5, **kw) is None  # the continuation was cut at 3
     assert replay_budget(src, **{**kw, "recipe": "budget"}, budget=2) is None  # recipes differ
     # a smaller base cuts the source's base: the word then follows other tokens, so nothing is read
-    budget_src = [("base", [1, 2, 3, 4]), ("word", [9]), ("continue", [5]), ("suffix", [7]), ("answer", [1])]
+    budget_src = [("base", [1, 2, 3, 4]), ("word", [9]), ("continue", [5]), ("word", [9]), ("continue", []),
+                  ("suffix", [7]), ("answer", [1])]
     assert replay_budget(budget_src, source_budget=10, source_base=4, budget=10, base_tokens=2, word_len=1) is None
