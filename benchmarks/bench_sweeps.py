@@ -110,7 +110,8 @@ def main() -> None:
     print(f"\nSuppression sweep, max_new_tokens {args.max_new_tokens} (forward calls per arm read off the baseline)")
     print(f"  {'arm':34s} {'k':>3s} {'calls':>6s} {'decoded':>8s}  words")
     for row in supp:
-        print(f"  {row['arm']:34s} {row['k']:3d} {row['calls']:6d} {row['decoded']:5d}/{args.n}  {row.get('words', '')}")
+        print(f"  {row['arm']:34s} {row['k']:3d} {row['calls']:6d} {row['decoded']:5d}/{args.n}  "
+              f"{row.get('words', '')}")
     if args.json:
         args.json.write_text(json.dumps(dict(args={k: str(v) for k, v in vars(args).items()}, ttts=ttts,
                                              suppression=supp), indent=2) + "\n")

@@ -484,7 +484,8 @@ def _check_reuse(config: EvalConfig, reuse: EvalResult, custom: Sequence[Interve
             raise ValueError("a suppress/recycle run reuses the baseline run of the same max_new_tokens "
                              f"(got intervention {src.intervention!r}, max_new_tokens {src.max_new_tokens})")
     else:
-        raise ValueError(f"reuse needs an intervention ('suppress', 'recycle', 'ttts', 'origin'), got {config.intervention!r}")
+        raise ValueError("reuse needs an intervention ('suppress', 'recycle', 'ttts', 'origin'), "
+                         f"got {config.intervention!r}")
     missing = {p.id for p in problems} - {r["id"] for r in reuse.records}
     if missing:
         raise ValueError(f"reuse lacks the problems {sorted(missing)[:5]}")

@@ -11,9 +11,9 @@ Every experiment in the package is this loop with different plug-ins:
 An :class:`Intervention` may implement any of :meth:`~Intervention.hooks`,
 :meth:`~Intervention.process_logits`, :meth:`~Intervention.redo` and
 :meth:`~Intervention.redo_hooks`, and force tokens or end rows with :meth:`~Intervention.force`,
-:meth:`~Intervention.review` and :meth:`~Intervention.finished`. The loop calls the Hugging Face model directly (the bridge has
-replaced its decoder layers in place, so TransformerLens hooks fire) with explicit positions and
-masks, and computes logits for the last position only.
+:meth:`~Intervention.review` and :meth:`~Intervention.finished`. The loop calls the Hugging Face
+model directly (the bridge has replaced its decoder layers in place, so TransformerLens hooks
+fire) with explicit positions and masks, and computes logits for the last position only.
 """
 
 from __future__ import annotations
@@ -192,13 +192,14 @@ def _forced(plugins: Sequence[Intervention], step: Step) -> torch.Tensor | None:
     return torch.where(step.active, out, torch.full_like(out, -1))
 
 
-def _ended(plugins: Sequence[Intervention], step: Step, token: torch.Tensor) -> torch.Tensor:
-    """Rows some plug-in ends after this step's token."""
-    ended = torch.zeros_like(step.active)
+def _ended(plugins: Sequence[Intervention], step: Step, token: torch.Tensor) -> torch.Tensor | None:
+    """Rows some plug-in ends after this step's token (None: no plug-in ends any)."""
+    ended = None
     for plugin in plugins:
         rows = plugin.finished(step, token)
         if rows is not None:
-            ended |= rows.to(ended.device)
+            rows = rows.to(step.active.device)
+            ended = rows if ended is None else ended | rows
     return ended
 
 
@@ -298,10 +299,13 @@ def generate(
                 hit = active & torch.isin(token, stop.to(device))
                 for r in hit.nonzero().flatten().tolist():
                     reasons[r] = "eos"
-                ended = _ended(interventions, step, token) & active & ~hit
-                for r in ended.nonzero().flatten().tolist():
-                    reasons[r] = "ended"
-                active = active & ~hit & ~ended
+                ended = _ended(interventions, step, token)
+                if ended is not None:
+                    ended = ended & active & ~hit
+                    for r in ended.nonzero().flatten().tolist():
+                        reasons[r] = "ended"
+                    active = active & ~ended
+                active = active & ~hit
                 if not bool(active.any()):
                     break
                 tokens = torch.cat([tokens, token[:, None]], dim=1)

@@ -81,7 +81,8 @@ def reference_ttts(model, prompt: list[int], *, word: str | None, base: int | No
     return segments + [("suffix", suffix), ("answer", run(seq + suffix, answer_tokens))]
 
 
-@pytest.mark.parametrize("method,base,budget", [("ttts", 3, 16), ("ttts", None, 24), ("ttts", None, 4), ("origin", None, 9)])
+@pytest.mark.parametrize("method,base,budget",
+                         [("ttts", 3, 16), ("ttts", None, 24), ("ttts", None, 4), ("origin", None, 9)])
 def test_one_generation_equals_per_segment_reference(model, prompt_ids, method, base, budget) -> None:
     res = ttts_batch(model, [prompt_ids], method=method, base_tokens=base, total_budget=budget, answer_tokens=3)[0]
     ref = reference_ttts(model, prompt_ids.tolist(), word="Wait" if method == "ttts" else None, base=base,
