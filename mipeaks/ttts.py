@@ -151,9 +151,9 @@ class TTTSForcing(Intervention):
     """TTTS (or Origin) as a plug-in of :func:`~mipeaks.generation.generate`: one call decodes a batch.
 
     Each row runs the recipe of :func:`ttts_generate` on its own: where the model would stop
-    (the stop is dropped) or a segment's budget is spent, the thinking word's ids are forced (or,
-    without room, for Origin, or after an empty continuation, the answer suffix's), then
-    ``answer_tokens`` free tokens run and the row ends. The KV cache is kept throughout.
+    (the stop is dropped) or a segment's budget is spent, the thinking word's ids are forced (the
+    answer suffix's instead for Origin, when no room is left, or after an empty continuation),
+    then ``answer_tokens`` free tokens run and the row ends. The KV cache is kept throughout.
 
     Args:
         word_ids: the thinking word's ids (None: Origin).
