@@ -46,7 +46,7 @@ from .recycling import Recycle, RecycleConfig
 from .store import (EVAL_CODE, append_jsonl, atomic_write, barrier, code_fingerprint, digest, model_fingerprint,
                     note_read, problem_hash, rank_world, read_jsonl, rewrite_jsonl, shard, warn, writer_lock)
 from .suppression import SuppressConfig, random_control_words, thinking_words, word_ids
-from .ttts import ANSWER_SUFFIX, TTTSConfig
+from .ttts import ANSWER_SUFFIX, TTTSConfig, TTTSResult, replay_budget
 
 __all__ = [
     "COUNTERS",
@@ -109,7 +109,7 @@ class EvalConfig:
         params: the intervention's parameters (fields of :class:`~mipeaks.suppression.SuppressConfig`,
             :class:`~mipeaks.recycling.RecycleConfig` or :class:`~mipeaks.ttts.TTTSConfig`).
         seed: default seed of the intervention (Recycle's coin) when ``params`` has none.
-        batch_size: problems per ``generate`` call (TTTS/Origin always run one at a time).
+        batch_size: problems per ``generate`` call (TTTS/Origin too: one call decodes a batch).
         dtype: model dtype when :func:`evaluate` loads the model by name; a loaded model must
             have it (``"float32"``, ``"bfloat16"``, ``"float16"``).
         device: where :func:`evaluate` loads the model by name (``"cpu"``, ``"cuda"``, ``"auto"``).
@@ -397,21 +397,157 @@ def _reasoning_ids(row: dict[str, Any]) -> list[int]:
     return row["output_ids"][:-1] if row["stop_reason"] == "eos" else row["output_ids"]
 
 
+def _ttts_row(res: TTTSResult, tok: Any) -> dict[str, Any]:
+    """The record fields of a TTTS/Origin result (``graded`` is the text graded)."""
+    return dict(output_ids=res.token_ids, output_text=res.text(tok), graded=res.graded_text(tok),
+                tokens=res.generated_tokens, stop_reason="answer", seconds=res.seconds,
+                reasoning_tokens=res.reasoning_tokens, continuations=res.continuations,
+                answer_text=res.graded_text(tok), segments=[[kind, len(ids)] for kind, ids in res.segments])
+
+
+class _RowLimit(Intervention):
+    """Ends row ``r`` once it has emitted ``limits[r]`` tokens (rows resumed at different depths)."""
+
+    def __init__(self, limits: Sequence[int]):
+        self.limits = torch.tensor(list(limits))
+
+    def finished(self, step: Any, token: Int[torch.Tensor, "B"]) -> torch.Tensor:
+        return (self.limits <= step.index + 1).to(token.device)
+
+
+def _continue(model: LoadedModel, contexts: Sequence[list[int]], limits: Sequence[int],
+              plugins: Sequence[Intervention]) -> list[tuple[list[int], str, float]]:
+    """Greedy continuations of ``contexts`` by at most ``limits[r]`` tokens each, in one batch.
+
+    Returns:
+        ``(ids, stop_reason, seconds)`` per row (``"length"`` where the row's own limit ended it).
+    """
+    gens = generate(model, [torch.tensor(c) for c in contexts], max_new_tokens=max(limits),
+                    interventions=[*plugins, _RowLimit(limits)])
+    return [(g.token_ids.tolist(), "length" if g.stop_reason == "ended" else g.stop_reason, g.seconds / len(gens))
+            for g in gens]
+
+
+def _segments(record: dict[str, Any]) -> list[tuple[str, list[int]]]:
+    """A TTTS/Origin record's segments with their ids."""
+    out, pos = [], 0
+    for kind, length in record["segments"]:
+        out.append((kind, record["output_ids"][pos:pos + length]))
+        pos += length
+    return out
+
+
+def _reuse_ttts(model: LoadedModel, spec: TTTSConfig, source: EvalResult, problems: Sequence[Problem],
+                prompts: Sequence[torch.Tensor], plugins: Sequence[Intervention]) -> list[dict[str, Any]]:
+    """TTTS/Origin records read off a larger budget's records; only the forced answers are decoded."""
+    tok, src_spec = model.tokenizer, source.config.intervention_config()
+    assert isinstance(src_spec, TTTSConfig)
+    word_len = len(tok.encode(spec.word if spec.word[:1].isspace() else " " + spec.word, add_special_tokens=False))
+    suffix = tok.encode(spec.answer_suffix, add_special_tokens=False)
+    same_answer = (src_spec.answer_suffix, src_spec.answer_tokens) == (spec.answer_suffix, spec.answer_tokens)
+    by_id = {r["id"]: r for r in source.records}
+    rows: list[dict[str, Any] | None] = [None] * len(problems)
+    answers, fresh = [], []
+    for i, problem in enumerate(problems):
+        src = by_id[problem.id]
+        segs = _segments(src)
+        derived = replay_budget(segs, source_budget=src_spec.total_budget,
+                                source_base=src_spec.base_tokens if src_spec.method == "ttts" else None,
+                                budget=spec.total_budget, base_tokens=spec.base_tokens,
+                                word_len=word_len if spec.method == "ttts" else None,
+                                source_recipe=src_spec.recipe if src_spec.method == "ttts" else "budget",
+                                recipe=spec.recipe)
+        reasoning = [s for s in segs if s[0] in ("base", "word", "continue")]
+        if derived is None:
+            fresh.append(i)
+        elif derived == reasoning and same_answer:
+            res = TTTSResult(prompt_ids=prompts[i], segments=segs, reasoning_tokens=src["reasoning_tokens"],
+                             continuations=src["continuations"])
+            rows[i] = dict(_ttts_row(res, tok), gold_logprob=src["gold_logprob"],
+                           reused_prefix=_reused(source, len(res.token_ids)))
+        else:
+            answers.append((i, derived))
+    if answers:
+        contexts = [prompts[i].tolist() + [t for _, ids in d for t in ids] + suffix for i, d in answers]
+        outs = _continue(model, contexts, [spec.answer_tokens] * len(answers), plugins)
+        stop = set(model.eos_token_ids())
+        for (i, derived), (ids, reason, seconds) in zip(answers, outs):
+            ids = ids[:-1] if reason == "eos" else ids
+            n = sum(len(x) for _, x in derived)
+            res = TTTSResult(prompt_ids=prompts[i], segments=[*derived, ("suffix", suffix), ("answer", ids)],
+                             reasoning_tokens=n, continuations=sum(k == "word" for k, _ in derived), seconds=seconds)
+            assert not stop & set(ids)
+            rows[i] = dict(_ttts_row(res, tok), reused_prefix=_reused(source, n))
+    if fresh:
+        for i, res in zip(fresh, spec.run_batch(model, [prompts[i] for i in fresh], plugins)):
+            rows[i] = dict(_ttts_row(res, tok), reused_prefix=_reused(source, 0))
+    return rows  # type: ignore[return-value]
+
+
+def _reused(source: EvalResult, tokens: int) -> dict[str, Any]:
+    """The ``reused_prefix`` field: which record file's output, and how many of its tokens."""
+    name = source.path.name if source.path is not None else (source.config.intervention or "baseline")
+    return {"from": name, "tokens": int(tokens)}
+
+
+def _reuse_greedy(model: LoadedModel, config: EvalConfig, source: EvalResult, problems: Sequence[Problem],
+                  prompts: Sequence[torch.Tensor], plugins: Sequence[Intervention]) -> list[dict[str, Any]]:
+    """Suppression/RR records that start from the baseline's: decoding begins at the first divergent step."""
+    by_id = {r["id"]: r for r in source.records}
+    tok, plugin = model.tokenizer, plugins[0]
+    rows: list[dict[str, Any] | None] = [None] * len(problems)
+    todo: list[tuple[int, int, int]] = []  # (row, first divergent step, coins drawn before it)
+    for i, problem in enumerate(problems):
+        src = by_id[problem.id]
+        out = src["output_ids"]
+        if isinstance(plugin, Recycle):
+            j, draws = plugin.first_recycle(model, prompts[i].tolist(), out)
+        else:
+            j, draws = plugin.first_use(out), 0
+        if j is None:
+            rows[i] = dict(output_ids=list(out), output_text=src["output_text"], graded=src["output_text"],
+                           tokens=len(out), stop_reason=src["stop_reason"], seconds=0.0,
+                           gold_logprob=src["gold_logprob"], reused_prefix=_reused(source, len(out)))
+            if isinstance(plugin, Recycle):
+                rows[i].update(triggers=draws, recycles=0)  # type: ignore[union-attr]
+        else:
+            todo.append((i, j, draws))
+    if todo:
+        contexts = [prompts[i].tolist() + by_id[problems[i].id]["output_ids"][:j] for i, j, _ in todo]
+        if isinstance(plugin, Recycle):
+            plugin.resume([prompts[i].tolist() for i, _, _ in todo], [d for _, _, d in todo])
+        try:
+            outs = _continue(model, contexts, [config.max_new_tokens - j for _, j, _ in todo], plugins)
+        finally:
+            if isinstance(plugin, Recycle):
+                plugin.resume(None)
+        for r, ((i, j, _), (ids, reason, seconds)) in enumerate(zip(todo, outs)):
+            ids = by_id[problems[i].id]["output_ids"][:j] + ids
+            text = tok.decode(ids, skip_special_tokens=True)
+            rows[i] = dict(output_ids=ids, output_text=text, graded=text, tokens=len(ids), stop_reason=reason,
+                           seconds=seconds, reused_prefix=_reused(source, j))
+            if isinstance(plugin, Recycle):
+                rows[i].update(triggers=plugin.triggers[r], recycles=plugin.recycles[r])  # type: ignore[union-attr]
+    return rows  # type: ignore[return-value]
+
+
 def _decode(model: LoadedModel, config: EvalConfig, problems: Sequence[Problem],
-            plugins: Sequence[Intervention]) -> list[dict[str, Any]]:
-    """Decode and grade one batch: a record per problem (``graded`` is the text graded)."""
+            plugins: Sequence[Intervention], reuse: EvalResult | None = None) -> list[dict[str, Any]]:
+    """Decode and grade one batch: a record per problem (``graded`` is the text graded).
+
+    With ``reuse`` (a run the records can be read off, see :func:`evaluate`) only what differs from
+    it is decoded, and each record says so in ``reused_prefix``.
+    """
     tok = model.tokenizer
     prompts = [encode_prompt(tok, p, config.prompt_style) for p in problems]
     spec = config.intervention_config()
     rows: list[dict[str, Any]] = []
-    if isinstance(spec, TTTSConfig):
-        for prompt in prompts:
-            res = spec.run(model, prompt, interventions=plugins)
-            rows.append(dict(output_ids=res.token_ids, output_text=res.text(tok), graded=res.graded_text(tok),
-                             tokens=res.generated_tokens, stop_reason="answer", seconds=res.seconds,
-                             reasoning_tokens=res.reasoning_tokens, continuations=res.continuations,
-                             answer_text=res.graded_text(tok),
-                             segments=[[kind, len(ids)] for kind, ids in res.segments]))
+    if reuse is not None and isinstance(spec, TTTSConfig):
+        rows = _reuse_ttts(model, spec, reuse, problems, prompts, plugins)
+    elif reuse is not None:
+        rows = _reuse_greedy(model, config, reuse, problems, prompts, plugins)
+    elif isinstance(spec, TTTSConfig):
+        rows = [_ttts_row(res, tok) for res in spec.run_batch(model, prompts, plugins)]
     else:
         gens = generate(model, prompts, max_new_tokens=config.max_new_tokens, interventions=plugins)
         recycle = next((p for p in plugins if isinstance(p, Recycle)), None)
@@ -424,13 +560,47 @@ def _decode(model: LoadedModel, config: EvalConfig, problems: Sequence[Problem],
             rows.append(row)
     out = []
     for problem, prompt, row in zip(problems, prompts, rows):
-        row["gold_logprob"] = gold_logprob(model, prompt.tolist() + _reasoning_ids(row), problem.answer)
+        if "gold_logprob" not in row:
+            row["gold_logprob"] = gold_logprob(model, prompt.tolist() + _reasoning_ids(row), problem.answer)
         graded = grade(row.pop("graded"), problem.answer, mode=config.grading)
         out.append(dict(id=problem.id, dataset=problem.dataset or config.dataset,
                         prompt=format_prompt(problem, config.prompt_style, tok), prompt_tokens=len(prompt),
                         **{k: row.pop(k) for k in ("output_ids", "output_text")},
                         extracted=graded.extracted, gold=graded.gold, correct=graded.correct, **row))
     return out
+
+
+def _check_reuse(config: EvalConfig, reuse: EvalResult, custom: Sequence[Intervention],
+                 problems: Sequence[Problem]) -> None:
+    """Refuse a ``reuse`` run whose records a run of ``config`` cannot be read off."""
+    if custom:
+        raise ValueError("reuse cannot be combined with custom plug-ins (their effect on the prefix is unknown)")
+    src = reuse.config
+    for name in ("model", "dataset", "prompt_style", "dtype"):
+        if getattr(src, name) != getattr(config, name):
+            raise ValueError(f"reuse: {name} is {getattr(src, name)!r} there but {getattr(config, name)!r} here")
+    ttts = config.intervention in ("ttts", "origin")
+    if ttts:
+        if src.intervention not in ("ttts", "origin"):
+            raise ValueError(f"a {config.intervention} run reuses a 'ttts' or 'origin' run, not {src.intervention!r}")
+        mine, theirs = config.intervention_config(), src.intervention_config()
+        if mine.total_budget > theirs.total_budget:
+            raise ValueError(f"reuse: budget {mine.total_budget} exceeds the reused run's {theirs.total_budget}")
+        if mine.method == theirs.method == "ttts" and (mine.word, mine.recipe) != (theirs.word, theirs.recipe):
+            raise ValueError(f"reuse: word and recipe {theirs.word!r}, {theirs.recipe!r} there but "
+                             f"{mine.word!r}, {mine.recipe!r} here")
+        if mine.method == "ttts" and mine.base_tokens != theirs.base_tokens and mine.recipe == "official":
+            raise ValueError(f"reuse: base_tokens {theirs.base_tokens} there but {mine.base_tokens} here")
+    elif config.intervention in ("suppress", "recycle"):
+        if src.intervention is not None or src.max_new_tokens != config.max_new_tokens:
+            raise ValueError("a suppress/recycle run reuses the baseline run of the same max_new_tokens "
+                             f"(got intervention {src.intervention!r}, max_new_tokens {src.max_new_tokens})")
+    else:
+        raise ValueError("reuse needs an intervention ('suppress', 'recycle', 'ttts', 'origin'), "
+                         f"got {config.intervention!r}")
+    missing = {p.id for p in problems} - {r["id"] for r in reuse.records}
+    if missing:
+        raise ValueError(f"reuse lacks the problems {sorted(missing)[:5]}")
 
 
 def evaluate(
@@ -441,6 +611,7 @@ def evaluate(
     intervention: str | Intervention | Sequence[Intervention] | None = None,
     out_path: str | Path | None = None,
     progress: bool = True,
+    reuse: EvalResult | None = None,
     **overrides: Any,
 ) -> EvalResult:
     """Evaluate a model on problems, with or without an intervention, resumably.
@@ -456,6 +627,11 @@ def evaluate(
         out_path: the JSONL file (default: ``<records dir>/<model>-<dataset>-<intervention>-<hash>.jsonl``,
             so an identical config resumes the same file; see :meth:`EvalConfig.records_dir`).
         progress: show a progress bar over problems.
+        reuse: a run whose greedy outputs this one's share a prefix with: the baseline for
+            ``"suppress"``/``"recycle"`` (decoding starts at the first banned id or first recycle;
+            an output that never reaches one is copied), a TTTS/Origin run of a budget at least as
+            large for ``"ttts"``/``"origin"`` (only the forced answer is decoded). Records are those
+            of a stand-alone run plus ``reused_prefix = {"from": file, "tokens": j}``.
         **overrides: :class:`EvalConfig` fields, e.g. ``max_new_tokens=128, params=dict(layer=20)``.
 
     Returns:
@@ -509,18 +685,20 @@ def evaluate(
         commits = manifest.setdefault("git_commits", [])
         if rank == 0:
             atomic_write(path.with_suffix(".manifest.json"), json.dumps(manifest, indent=2) + "\n")
-        step = 1 if config.intervention in ("ttts", "origin") else config.batch_size
+        step = config.batch_size
         mine = [p for batch in shard([problems[i:i + step] for i in range(0, len(problems), step)], rank, world)
                 for p in batch]
         todo = [p for p in mine if p.id not in done]
         plugin = build_intervention(model, config)
         plugins = [*([plugin] if plugin is not None else []), *custom]
+        if reuse is not None:
+            _check_reuse(config, reuse, custom, todo)
         torch.manual_seed(config.seed)
         bar = tqdm(total=len(mine), initial=len(mine) - len(todo), disable=not progress,
                    desc=f"{config.dataset}:{config.intervention or 'baseline'}", unit="problem")
         try:
             for start in range(0, len(todo), step):
-                for record in _decode(model, config, todo[start:start + step], plugins):
+                for record in _decode(model, config, todo[start:start + step], plugins, reuse):
                     record["fingerprint"] = stamps[record["id"]]
                     done[record["id"]] = record
                     append_jsonl(own, record)
@@ -770,7 +948,8 @@ def suppression_sweep(
                 res = baseline
             else:
                 params = {**config.params, "words": list(words)}
-                res = evaluate(model, problems, config.eval_config(params=params), progress=progress)
+                res = evaluate(model, problems, config.eval_config(params=params), progress=progress,
+                               reuse=baseline)
             banned = set(word_ids(model, words, case_sensitive=case_sensitive)) if words else set()
             uses = sum(bool(banned & set(r["output_ids"])) for r in baseline.records)
             rows.append(dict(k=k, arm=arm, words=" ".join(words), banned_ids=len(banned),
@@ -803,13 +982,25 @@ def ttts_sweep(
     config = config or TTTSSweepConfig()
     config = replace(config, **overrides) if overrides else config
     shared = {k: v for k, v in config.params.items() if k in ("answer_tokens", "answer_suffix")}  # Origin takes these
+
+    def cfg(method: str, budget: int) -> EvalConfig:
+        params = {**(shared if method == "origin" else config.params), "total_budget": budget}
+        return config.eval_config(intervention=method, params=params)
+
+    # Greedy runs share their prefix: the largest budget is decoded once, every other budget (and
+    # Origin, whose reasoning is TTTS's base segment when base_tokens is None) is read off it.
+    top = max(config.budgets)
+    runs = {("ttts", top): evaluate(model, problems, cfg("ttts", top), progress=progress)}
+    if config.params.get("base_tokens") is not None:
+        runs["origin", top] = evaluate(model, problems, cfg("origin", top), progress=progress)
+    source = {"ttts": runs["ttts", top], "origin": runs.get(("origin", top), runs["ttts", top])}
     rows = []
     for budget in config.budgets:
-        origin = evaluate(model, problems, config.eval_config(intervention="origin",
-                                                               params={**shared, "total_budget": budget}),
-                          progress=progress)
-        ttts = evaluate(model, problems, config.eval_config(params={**config.params, "total_budget": budget}),
-                        progress=progress)
-        for method, res in (("origin", origin), ("ttts", ttts)):
-            rows.append(dict(budget=budget, method=method, **_arm_row(res, origin)))
+        for method in ("origin", "ttts"):
+            if (method, budget) not in runs:
+                runs[method, budget] = evaluate(model, problems, cfg(method, budget), progress=progress,
+                                                reuse=source[method])
+        origin = runs["origin", budget]
+        for method in ("origin", "ttts"):
+            rows.append(dict(budget=budget, method=method, **_arm_row(runs[method, budget], origin)))
     return pd.DataFrame(rows)

@@ -6,15 +6,16 @@ Every experiment in the package is this loop with different plug-ins:
 * token suppression (:mod:`mipeaks.suppression`) is a logit processor;
 * Representation Recycling (:mod:`mipeaks.recycling`) asks for a step to be recomputed with an
   extra hook (the KV cache is rolled back first, so each position keeps exactly one entry);
-* thinking-token test-time scaling (:mod:`mipeaks.ttts`) continues from token ids.
+* thinking-token test-time scaling (:mod:`mipeaks.ttts`) forces the thinking word and answer suffix ids.
 
 An :class:`Intervention` may implement any of :meth:`~Intervention.hooks`,
 :meth:`~Intervention.process_logits`, :meth:`~Intervention.redo` and
-:meth:`~Intervention.redo_hooks`. The loop calls the Hugging Face model directly (the bridge has
-replaced its decoder layers in place, so TransformerLens hooks fire) with explicit positions and
-masks, and computes logits for the last position only. It runs inside
-:meth:`~mipeaks.models.LoadedModel.unbridged`: components with no hooked point are swapped back
-for their Hugging Face modules and attention runs as SDPA, so a step costs what a plain
+:meth:`~Intervention.redo_hooks`, and force tokens or end rows with :meth:`~Intervention.force`,
+:meth:`~Intervention.review` and :meth:`~Intervention.finished`. The loop calls the Hugging Face
+model directly (the bridge has replaced its decoder layers in place, so TransformerLens hooks
+fire) with explicit positions and masks, and computes logits for the last position only. It runs
+inside :meth:`~mipeaks.models.LoadedModel.unbridged`: components with no hooked point are swapped
+back for their Hugging Face modules and attention runs as SDPA, so a step costs what a plain
 Hugging Face step costs plus the hooks actually requested.
 """
 
@@ -75,6 +76,23 @@ class Intervention:
         """Extra hooks for the recomputed pass of ``rows``."""
         return []
 
+    # Token forcing (used by TTTS/Origin, :mod:`mipeaks.ttts`): all three are no-ops here.
+
+    def force(self, step: Step) -> Int[torch.Tensor, "B"] | None:
+        """Ids emitted at this step whatever the model says (``-1``: the model chooses); None: none.
+
+        Forced rows are inactive for :meth:`process_logits` and :meth:`redo` at this step.
+        """
+        return None
+
+    def review(self, step: Step, token: Int[torch.Tensor, "B"]) -> Int[torch.Tensor, "B"]:
+        """The step's tokens after the choice, before the stop check: may replace some (veto a stop)."""
+        return token
+
+    def finished(self, step: Step, token: Int[torch.Tensor, "B"]) -> Bool[torch.Tensor, "B"] | None:
+        """Rows that end after this step's token (stop reason ``"ended"``); None: none."""
+        return None
+
 
 class StateCapture(Intervention):
     """Record the last-position residual stream after the given blocks at every step.
@@ -118,7 +136,8 @@ class Generation:
     Attributes:
         prompt_ids: the prompt's token ids ``(L,)``.
         token_ids: generated ids ``(T,)``, the stop token included when there was one.
-        stop_reason: ``"eos"`` (a stop token), ``"length"`` (``max_new_tokens``).
+        stop_reason: ``"eos"`` (a stop token), ``"length"`` (``max_new_tokens``), ``"ended"`` (a plug-in's
+            :meth:`~Intervention.finished`).
         states: ``{layer: (T, d_model)}`` float32 states captured at each step.
         seconds: wall time of the batch this row was decoded in.
     """
@@ -163,6 +182,30 @@ def _as_prompts(model: LoadedModel, prompts: Any) -> list[torch.Tensor]:
     return out
 
 
+def _forced(plugins: Sequence[Intervention], step: Step) -> torch.Tensor | None:
+    """Ids the plug-ins force at this step (-1: free), or None when none forces anything."""
+    out = None
+    for plugin in plugins:
+        ids = plugin.force(step)
+        if ids is not None:
+            ids = ids.to(step.tokens.device)
+            out = ids if out is None else torch.where(ids >= 0, ids, out)
+    if out is None or not bool(((out >= 0) & step.active).any()):
+        return None
+    return torch.where(step.active, out, torch.full_like(out, -1))
+
+
+def _ended(plugins: Sequence[Intervention], step: Step, token: torch.Tensor) -> torch.Tensor | None:
+    """Rows some plug-in ends after this step's token (None: no plug-in ends any)."""
+    ended = None
+    for plugin in plugins:
+        rows = plugin.finished(step, token)
+        if rows is not None:
+            rows = rows.to(step.active.device)
+            ended = rows if ended is None else ended | rows
+    return ended
+
+
 @torch.inference_mode()
 def generate(
     model: LoadedModel,
@@ -205,6 +248,7 @@ def generate(
     active = torch.ones(batch, dtype=torch.bool, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)
     stop_on = stop.to(device)
+    ended_rows = torch.zeros(batch, dtype=torch.bool, device=device)  # rows a plug-in ended
     generated: list[torch.Tensor] = []
     for plugin in plugins:
         plugin.start(batch)
@@ -239,22 +283,34 @@ def generate(
         with model.bridge.hooks(fwd_hooks=hooks), model.unbridged():
             for index in range(max_new_tokens):
                 step = Step(index=index, tokens=tokens, active=active.clone(), model=model)
+                forced = _forced(interventions, step)
+                free = step if forced is None else Step(index, tokens, active & (forced < 0), model)
                 past = cache.get_seq_length()
-                candidate = choose(step, forward([]))
+                candidate = choose(free, forward([]))
                 for plugin in interventions:
-                    redo = plugin.redo(step, candidate)
-                    if redo is not None and bool((redo & active).any()):
+                    redo = plugin.redo(free, candidate)
+                    if redo is not None and bool((redo & free.active).any()):
                         # One KV entry per position: drop the first pass's. (transformers 5 crops
                         # by a negative count; a positive argument raises, and crop(0) is a no-op.)
                         cache.crop(past - cache.get_seq_length())
-                        candidate = choose(step, forward(plugin.redo_hooks(step, redo & active)))
+                        candidate = choose(free, forward(plugin.redo_hooks(free, redo & free.active)))
+                if forced is not None:
+                    candidate = torch.where(forced >= 0, forced, candidate)
+                for plugin in interventions:
+                    candidate = plugin.review(step, candidate)
                 capture.commit()
                 token = torch.where(active, candidate, torch.full_like(candidate, pad_id))
                 generated.append(token)
                 lengths += active.long()  # no host sync here: one per step (below), as in HF generate
                 if progress:
                     bar.update(int(active.sum()))
-                active = active & ~torch.isin(token, stop_on)
+                hit = active & torch.isin(token, stop_on)
+                ended = _ended(interventions, step, token)
+                if ended is not None:
+                    ended = ended & active & ~hit
+                    ended_rows |= ended
+                    active = active & ~ended
+                active = active & ~hit
                 if not bool(active.any()):
                     break
                 tokens = torch.cat([tokens, token[:, None]], dim=1)
@@ -266,7 +322,8 @@ def generate(
     seconds = time.perf_counter() - t0
     out_tokens = torch.stack(generated, dim=1).cpu()
     lengths = lengths.cpu()
-    reasons = ["length" if still else "eos" for still in active.tolist()]  # a row stops only on a stop id
+    reasons = ["length" if still else "ended" if by_plugin else "eos"
+               for still, by_plugin in zip(active.tolist(), ended_rows.tolist())]
     stacked = {layer: capture.stacked(layer) for layer in capture.layers}
     return [
         Generation(

@@ -88,6 +88,7 @@ class Recycle(Intervention):
         self.trigger_ids = tuple(sorted({int(i) for i in trigger_ids}))
         self._saved: torch.Tensor | None = None
         self._triggers: torch.Tensor | None = None
+        self._resume: tuple[list[list[int]], list[int]] | None = None
         self.triggers: list[int] = []
         self.recycles: list[int] = []
 
@@ -96,14 +97,52 @@ class Recycle(Intervention):
         self.triggers, self.recycles = [0] * batch_size, [0] * batch_size
         self._coins: list[random.Random] = []
         self._saved = None
+        if self._resume is not None:
+            if len(self._resume[0]) != batch_size:
+                raise ValueError(f"resume() was given {len(self._resume[0])} rows, the batch has {batch_size}")
+            self.triggers = list(self._resume[1])
+
+    def coin(self, model: LoadedModel, prompt_ids: list[int]) -> random.Random:
+        """The coin of a row whose prompt is ``prompt_ids``: seeded by ``(seed, ids)``, left padding stripped."""
+        pads = {model.tokenizer.pad_token_id, *model.eos_token_ids()}
+        start = next((i for i, t in enumerate(prompt_ids) if t not in pads), len(prompt_ids))
+        return random.Random(hashlib.sha256(f"{self.seed}:{prompt_ids[start:]}".encode()).digest())
+
+    def resume(self, prompts: list[list[int]] | None, draws: list[int] | None = None) -> None:
+        """Make the next generation continue runs begun elsewhere (None: start afresh, the default).
+
+        Row ``r`` then keys its coin by ``prompts[r]`` (the original prompt, not the prompt given to
+        ``generate``, which holds a prefix of the output) and skips the ``draws[r]`` coins the prefix
+        already drew; they count as triggers that did not recycle.
+        """
+        self._resume = None if prompts is None else ([list(p) for p in prompts], list(draws or [0] * len(prompts)))
 
     def _seed_coins(self, step: Step) -> None:
-        """One coin per row, seeded by ``(seed, prompt ids)``; left padding is stripped first."""
-        pads = {step.model.tokenizer.pad_token_id, *step.model.eos_token_ids()}
-        for row in step.tokens.tolist():
-            start = next((i for i, t in enumerate(row) if t not in pads), len(row))
-            key = hashlib.sha256(f"{self.seed}:{row[start:]}".encode()).digest()
-            self._coins.append(random.Random(key))
+        """One coin per row, seeded by ``(seed, prompt ids)`` (see :meth:`coin`, :meth:`resume`)."""
+        rows = step.tokens.tolist() if self._resume is None else self._resume[0]
+        for r, row in enumerate(rows):
+            self._coins.append(self.coin(step.model, row))
+            for _ in range(0 if self._resume is None else self._resume[1][r]):
+                self._coins[-1].random()
+
+    def first_recycle(self, model: LoadedModel, prompt_ids: list[int], output_ids: list[int]) -> tuple[int | None, int]:
+        """Where a run would first recycle, read off the unrecycled greedy output of the same prompt.
+
+        Until its first recycle a run's greedy candidates are that output's tokens; its coin is
+        drawn on each trigger among them, as in a stand-alone run.
+
+        Returns:
+            ``(j, draws)``: the first recycled step and the coins drawn before it, or
+            ``(None, triggers)`` when no step of the output recycles.
+        """
+        coin, draws = self.coin(model, list(prompt_ids)), 0
+        triggers = set(self.trigger_ids)
+        for j, token in enumerate(output_ids):
+            if token in triggers:
+                if coin.random() < self.p:
+                    return j, draws
+                draws += 1
+        return None, draws
 
     def hooks(self, model: LoadedModel) -> list[Hook]:
         """Save the last-position output of block ℓ* on every pass."""

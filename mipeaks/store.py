@@ -73,9 +73,10 @@ log = logging.getLogger("mipeaks")
 T = TypeVar("T")
 
 #: Package modules whose code changes a collection record (trace tokens, states, gold state).
-COLLECT_CODE = ("collect", "data", "generation", "models", "store")
+COLLECT_CODE = ("collect", "data", "forcing", "generation", "models", "store")
 #: Package modules whose code changes an evaluation record (output, grading, gold log-prob).
-EVAL_CODE = ("data", "evaluate", "generation", "grading", "models", "recycling", "store", "suppression", "ttts")
+EVAL_CODE = ("data", "evaluate", "forcing", "generation", "grading", "models", "recycling", "store", "suppression",
+             "ttts")
 #: Libraries whose version is part of the code fingerprint.
 LIBRARIES = ("torch", "transformers", "transformer-lens", "safetensors", "math-verify")
 

@@ -79,6 +79,14 @@ class Suppress(Intervention):
         """Ban every id variant of ``words`` (see :func:`word_ids`)."""
         return cls(word_ids(tokenizer, words, case_sensitive=case_sensitive))
 
+    def first_use(self, output_ids: Iterable[int]) -> int | None:
+        """The first position of an unsuppressed greedy output holding a banned id (None: none).
+
+        Under greedy decoding the suppressed run equals that output up to this position.
+        """
+        banned = set(self.ids)
+        return next((j for j, token in enumerate(output_ids) if token in banned), None)
+
     def process_logits(self, step: Step, logits: Float[torch.Tensor, "B V"]) -> Float[torch.Tensor, "B V"]:
         """Set the banned columns to ``-inf`` (a new tensor; the input is left alone)."""
         if not self.ids:

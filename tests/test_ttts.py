@@ -6,9 +6,8 @@ import pytest
 import torch
 from conftest import build_tiny
 
-import mipeaks.ttts as ttts
 from mipeaks.generation import generate
-from mipeaks.ttts import ANSWER_SUFFIX, TTTSConfig, origin_generate, ttts_generate
+from mipeaks.ttts import ANSWER_SUFFIX, TTTSConfig, origin_generate, ttts_batch, ttts_generate
 
 PROMPT = "Question: Tom has 3 apples and buys 4 more. How many apples does he have?\nAnswer:"
 
@@ -25,19 +24,6 @@ def model(tokenizer_dir):
 @pytest.fixture()
 def prompt_ids(model) -> torch.Tensor:
     return torch.tensor(model.tokenizer.encode(PROMPT))
-
-
-@pytest.fixture()
-def calls(monkeypatch) -> list[list[int]]:
-    """Every prompt ttts passes to generate()."""
-    seen: list[list[int]] = []
-
-    def spy(model, prompts, **kw):
-        seen.append(torch.as_tensor(prompts).tolist())
-        return generate(model, prompts, **kw)
-
-    monkeypatch.setattr(ttts, "generate", spy)
-    return seen
 
 
 def _reasoning(res) -> int:
@@ -67,15 +53,70 @@ def test_thinking_word_appended_when_the_model_stops(model, prompt_ids) -> None:
     assert plain.reasoning_tokens < res.reasoning_tokens <= 24  # the model stops early without TTTS
 
 
-def test_continuation_uses_ids(model, prompt_ids, calls) -> None:
-    res = ttts_generate(model, prompt_ids, word="Wait", base_tokens=3, total_budget=16, answer_tokens=2)
-    # each call's prompt is the prompt ids followed by every segment so far, never re-tokenised text
-    seq, expected = prompt_ids.tolist(), []
-    for kind, ids in res.segments:
-        if kind in ("base", "continue", "answer"):
-            expected.append(list(seq))
-        seq += ids
-    assert calls == expected and len(calls) == 2 + res.continuations
+def reference_ttts(model, prompt: list[int], *, word: str | None, base: int | None, budget: int,
+                   answer_tokens: int, recipe: str = "budget") -> list[tuple[str, list[int]]]:
+    """The recipe as one ``generate`` call per segment, each from the prompt ids plus every segment so far."""
+    stop = set(model.eos_token_ids())
+
+    def run(seq, n):
+        ids = generate(model, torch.tensor(seq), max_new_tokens=n)[0].token_ids.tolist()
+        return ids[:-1] if ids and ids[-1] in stop else ids
+
+    enc = lambda text: model.tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
+    ids = run(prompt, budget if base is None or word is None else base)
+    segments, seq, used = [("base", ids)], prompt + ids, len(ids)
+    if recipe == "official":  # one word, one continuation of the budget
+        w = enc(" " + word)
+        ids = run(seq + w, budget)
+        segments += [("word", w), ("continue", ids)]
+        seq, word = seq + w + ids, None
+    while word is not None and budget - used > len(enc(" " + word)):
+        w = enc(" " + word)
+        ids = run(seq + w, budget - used - len(w))
+        segments += [("word", w), ("continue", ids)]
+        seq, used = seq + w + ids, used + len(w) + len(ids)
+        if not ids:
+            break
+    suffix = enc(ANSWER_SUFFIX)
+    return segments + [("suffix", suffix), ("answer", run(seq + suffix, answer_tokens))]
+
+
+@pytest.mark.parametrize("method,base,budget",
+                         [("ttts", 3, 16), ("ttts", None, 24), ("ttts", None, 4), ("origin", None, 9)])
+def test_one_generation_equals_per_segment_reference(model, prompt_ids, method, base, budget) -> None:
+    res = ttts_batch(model, [prompt_ids], method=method, base_tokens=base, total_budget=budget, answer_tokens=3)[0]
+    ref = reference_ttts(model, prompt_ids.tolist(), word="Wait" if method == "ttts" else None, base=base,
+                         budget=budget, answer_tokens=3)
+    assert res.segments == ref
+    if method == "ttts":  # the word path, and at budget 4 the no-room rule, are exercised
+        assert res.continuations == (budget > 4)
+
+
+@pytest.mark.parametrize("base,budget", [(2, 5), (6, 3)])
+def test_official_recipe_equals_its_reference(model, prompt_ids, base, budget) -> None:
+    res = TTTSConfig(total_budget=budget, base_tokens=base, answer_tokens=2, recipe="official").run(model, prompt_ids)
+    ref = reference_ttts(model, prompt_ids.tolist(), word="Wait", base=base, budget=budget, answer_tokens=2,
+                         recipe="official")
+    assert res.segments == ref and res.continuations == 1
+    assert res.reasoning_tokens == len(ref[2][1]) <= budget  # only the continuation counts
+    with pytest.raises(ValueError, match="base_tokens"):
+        TTTSConfig(total_budget=budget, recipe="official")
+    with pytest.raises(ValueError, match="recipe"):
+        TTTSConfig(total_budget=budget, recipe="paper")
+
+
+def test_batch_equals_one_at_a_time_on_the_embedded_model(embedded) -> None:
+    m = embedded
+    prompts = [torch.tensor(m.tokenizer.encode(q)) for q in (
+        "Question: What is 2 + 3?\nAnswer:", PROMPT, "Say hi.", "Question: Name a colour.\nAnswer: Red.")]
+    for method, base, budget in (("ttts", 2, 10), ("origin", None, 6), ("ttts", None, 12)):
+        kw = dict(method=method, base_tokens=base, total_budget=budget, answer_tokens=3)
+        batch = ttts_batch(m, prompts, **kw)
+        alone = [ttts_batch(m, [p], **kw)[0] for p in prompts]
+        assert [r.segments for r in batch] == [r.segments for r in alone]
+        assert [r.reasoning_tokens for r in batch] == [r.reasoning_tokens for r in alone]
+    ref = reference_ttts(m, prompts[2].tolist(), word="Wait", base=2, budget=10, answer_tokens=3)
+    assert ttts_batch(m, [prompts[2]], base_tokens=2, total_budget=10, answer_tokens=3)[0].segments == ref
 
 
 def test_origin_same_budget_and_forced_answer(model, prompt_ids) -> None:
