@@ -17,9 +17,11 @@ Three kinds of ``name`` are understood:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import os
 import shutil
 import socket
@@ -202,7 +204,8 @@ def _embedded_snapshot() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_MODEL}-", dir=target.parent))
     try:
-        with warnings.catch_warnings():
+        # quiet: the one-time conversion's progress bars (tqdm, stderr) would land in a notebook page
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(
