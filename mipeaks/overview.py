@@ -67,6 +67,8 @@ class Claim:
 
 
 def _fmt(x: Any) -> str:
+    if x is None or (isinstance(x, list) and all(v is None for v in x)):
+        return "none"
     if isinstance(x, float):
         return f"{x:.3g}"
     if isinstance(x, list):

@@ -162,13 +162,13 @@ print(f"own gold's rank among {len(swap)} golds: mean {ranks['rank'].mean():.2f}
 
 # %%
 chance = (len(swap) + 1) / 2
-col_share = float(swap.var(axis=0).mean() / (swap.var(axis=0).mean() + swap.var(axis=1).mean()))
+row_share = float(swap.var(axis=1).mean() / (swap.var(axis=0).mean() + swap.var(axis=1).mean()))
 near_chance = ranks["rank"].mean() > (1 + chance) / 2
 book.show_markdown(book.reading(
-    f"Across rows (one trace, every gold) the values vary {'more' if col_share > 0.5 else 'less'} than down "
-    f"columns (one gold, every trace): the mean variance along a row is {col_share:.0%} of the two together, so "
-    f"whether a trace scores high is {'mostly' if col_share > 0.5 else 'not mainly'} decided by which gold it is "
-    "compared with.",
+    f"Along a row (one trace, every gold) the values vary {'more' if row_share > 0.5 else 'less'} than down a "
+    f"column (one gold, every trace): the mean variance along rows is {row_share:.0%} of the two together, so "
+    f"whether a trace scores high is {'mostly' if row_share > 0.5 else 'not mainly'} decided by which gold it is "
+    "compared with" + (": the matrix has columns, not a diagonal." if row_share > 0.5 else "."),
     f"The own gold's mean rank is {ranks['rank'].mean():.1f} of {len(swap)} (chance {chance:.1f}).",
     ("On this model the single-pair statistic carries no detectable information about which solution the states "
      "belong to; what it does carry is shown in sections 5 and 7.") if near_chance else

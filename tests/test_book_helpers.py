@@ -245,3 +245,17 @@ def test_key_numbers_payload_is_json() -> None:
     assert json.loads(json.dumps(payload))["key_numbers"] == {"a": 0.5, "b": [2, None], "c": True}
     assert payload["paper_model"] is None and payload["model_name"] == "SmolLM2-135M-Instruct"
     assert payload["n"] == 20 and payload["hardware"] == "CPU"
+
+
+@pytest.mark.parametrize("stem", ["01_mi_trajectories", "02_peak_statistics", "03_reasoning_vs_base",
+                                  "04_thinking_tokens", "09_what_hsic_measures"])
+def test_mi_chapters_type_no_model_or_run_size(stem) -> None:
+    """Issue 11 §1: what names the model or the run's size is generated, not typed into the chapter."""
+    import jupytext
+
+    nb = jupytext.read(str(book.NOTEBOOK_DIR / f"{stem}.py"))
+    text = "\n".join(c.source for c in nb.cells if "parameters" not in c.metadata.get("tags", []))
+    for typed in ("SmolLM2", "135M", "CPU default", "first 20", "our 20", "20 problems", "NOT the paper",
+                  "d = 576", "sentence-initial"):
+        assert typed not in text, f"{stem} types {typed!r}: generate it from the config and results"
+    assert "book.model_box(" in text and "book.save_key_numbers(" in text
