@@ -203,16 +203,19 @@ n_problems, n_peaky = kn["problems"], kn["problems with >= 1 IQR peak"]
 held = kn["IQR peaks of the problems that have any"]
 top3 = sum(held[:3]) / max(kn["IQR peaks (total)"], 1)
 median_lo, median_hi = kn["per-problem median MI (min, max)"]
+top_value = kn["MI, every step (min, max)"][1]
 scale = ("the Qwen-like scale of Fig. 2 (values of about 2–7)" if median_lo >= 1.5 else
-         "the Llama-like scale of Fig. 2 (peaks at about 0.2–0.6)" if kn["MI at IQR peaks (min, max)"][1] < 1.0
-         else "neither of Fig. 2's scales: between the Llama-like and the Qwen-like one")
+         "a scale below both of Fig. 2's (Llama-like peaks at about 0.2–0.6)" if top_value < 0.1 else
+         "the Llama-like scale of Fig. 2 (peaks at about 0.2–0.6)" if top_value < 1.0 else
+         "neither of Fig. 2's scales: between the Llama-like and the Qwen-like one")
 topk_share = kn[f"share of steps marked by top-{cfg.top_k}"]
 book.show_markdown(book.reading(
-    f"The values of {book.model_name(cfg, lm)} run from {kn['MI, every step (min, max)'][0]:.2f} to "
-    f"{kn['MI, every step (min, max)'][1]:.2f} (per-problem medians {median_lo:.2f}–{median_hi:.2f}), on {scale}.",
+    f"The values of {book.model_name(cfg, lm)} run from {kn['MI, every step (min, max)'][0]:.3g} to "
+    f"{kn['MI, every step (min, max)'][1]:.3g} (per-problem medians {median_lo:.3g}–{median_hi:.3g}), on {scale}.",
     "That scale is set by the magnitude of the hidden-state values relative to σ (chapter 9), so by itself it "
     "says little about the model.",
-    f"Under the paper's IQR rule, {n_peaky} of the {n_problems} problems have at least one peak in at most "
+    f"Under the paper's IQR rule, {n_peaky} of the {n_problems} problems {'has' if n_peaky == 1 else 'have'} "
+    f"at least one peak in at most "
     f"{cfg.max_new_tokens} steps ({kn['IQR peaks (total)']} peaks in all)"
     + (f"; the three problems with the most peaks hold {top3:.0%} of them." if n_peaky > 3 and top3 >= 0.5 else "."),
     f"The top-{cfg.top_k} rule marks {topk_share:.0%} of the steps"

@@ -250,8 +250,8 @@ book.show_markdown(book.reading(
     f"{peak_alpha:.0%} of the peak tokens of {book.model_name(cfg, lm)} are alphabetic words, against "
     f"{all_alpha:.0%} of all generated tokens"
     + ("; the rest are digits, operators, punctuation and line breaks." if peak_alpha < 0.5 else "."),
-    f"The most frequent peak words are {', '.join(top[:8]) or 'none'}; {kn['paper top-15 words in our top-15']} "
-    "of the official list's top 15 are among our top 15.",
+    f"The most frequent peak words are {', '.join(top[:8]) or 'none'}; of the official list's top 15, "
+    f"{kn['paper top-15 words in our top-15']} are among ours.",
     (f"The paper's reflective words (Hmm, Wait, Okay) are at {reflective} peaks." if reflective else
      "The paper's reflective words (Hmm, Wait, Okay) are at no peak."),
     f"Capitalised words have a lift of {cap:.2g} at peaks, lower-case words {low:.2g}"

@@ -242,11 +242,11 @@ plt.show()
 base = f"σ={cfg.sigma:g}"
 text50, textgrid = sens.loc["hsic_text, σ=50"], sens.loc["hsic_text, σ grid"]
 other_sigmas = sens.loc[[i for i in sens.index if i.startswith("σ=") and i != base]]
+scale_diff = scale_check.loc["states×2", "max_rel_diff"]
 book.show_markdown(book.reading(
     "**Scale and σ are one parameter.** With a Gaussian kernel, multiplying the values by $c$ is exactly dividing "
-    "σ by $c$" + (": states×2 at σ = 50 reproduces σ = 25 to rounding." if scale_check.loc["states×2", "max_rel_diff"]
-                  < 1e-9 else f", yet here states×2 differs from σ = 25 by "
-                  f"{scale_check.loc['states×2', 'max_rel_diff']:.1e}.")
+    "σ by $c$" + (": states×2 at σ = 50 reproduces σ = 25 to rounding." if scale_diff < 1e-9
+                  else f", yet here states×2 differs from σ = 25 by {scale_diff:.1e}.")
     + " So \"σ = 50\" means different things for models whose residual streams have different magnitudes.",
     f"**The peaks depend on σ.** At the other σ the Spearman correlation with σ = 50 is "
     f"{other_sigmas['spearman'].min():.2f}–{other_sigmas['spearman'].max():.2f} and the IQR peak sets overlap by "
