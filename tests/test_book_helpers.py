@@ -259,3 +259,15 @@ def test_mi_chapters_type_no_model_or_run_size(stem) -> None:
                   "d = 576", "sentence-initial"):
         assert typed not in text, f"{stem} types {typed!r}: generate it from the config and results"
     assert "book.model_box(" in text and "book.save_key_numbers(" in text
+
+
+@pytest.mark.slow
+def test_embedded_model_conversion_prints_nothing(tmp_path, monkeypatch, capfd) -> None:
+    """Issue 11 §5: the one-time GGUF conversion's progress bars must not land in chapter 1."""
+    from mipeaks.models import _embedded_snapshot
+
+    monkeypatch.setenv("MIPEAKS_CACHE", str(tmp_path))
+    path = _embedded_snapshot()  # a fresh cache: converts the GGUF once
+    assert (path / "mipeaks-source.txt").is_file()
+    out, err = capfd.readouterr()
+    assert out == "" and err == "", (out + err)[:200]
