@@ -233,7 +233,7 @@ def claims_table(records: Mapping[str, Mapping[str, Any]], claims: tuple[Claim, 
     for claim in claims:
         record = records.get(claim.chapter)
         ours, status = _status(claim, record)
-        run = ("–" if record is None or not claim.needs_model or not record.get("model") else
+        run = ("–" if record is None or not (claim.needs_model and claim.runnable) or not record.get("model") else
                f"{record.get('model_name')}, n={record.get('n') if record.get('n') is not None else 'all'}, "
                f"{record.get('hardware')}")
         rows.append({"paper": claim.item, "the paper's finding": claim.finding, "chapter": claim.chapter,

@@ -77,9 +77,8 @@ cfg = book.config_from(MIConfig, globals())
 # %% [markdown]
 # ## Collect the traces and compute the trajectories
 #
-# The first MI chapter to run generates the traces (a few minutes on a 2-core CPU). The other
-# chapters with the same collection parameters reuse the run directory. The estimator is cheap:
-# all trajectories together take about a second.
+# The first MI chapter to run generates the traces; the other chapters with the same collection
+# parameters reuse the run directory. The estimator is cheap next to generation.
 
 # %%
 lm, run = collect_run(cfg, progress=False)
