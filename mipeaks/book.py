@@ -53,9 +53,24 @@ from typing import Any
 import pandas as pd
 
 __all__ = [
+    "DATASET_NAMES",
+    "KEY_NUMBERS_MIME",
     "NOTEBOOK_DIR",
+    "PAPER_MI_SETTINGS",
+    "PAPER_MODELS",
     "REPO_ROOT",
     "config_from",
+    "count_interval",
+    "data_text",
+    "differences",
+    "figure_title",
+    "key_numbers_payload",
+    "model_box",
+    "model_name",
+    "paper_model",
+    "reading",
+    "save_key_numbers",
+    "show_markdown",
     "injected_parameters",
     "init_notebook",
     "label",
@@ -137,6 +152,7 @@ def init_notebook() -> float:
     for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
         warnings.filterwarnings("ignore", category=category)
     warnings.filterwarnings("ignore", message="IProgress not found")
+    pd.set_option("display.max_colwidth", None)  # full cell text in tables (pandas cuts at 50 by default)
     set_style()
     _STARTED = time.time()
     return _STARTED
@@ -432,7 +448,8 @@ def provenance_cell(config: Any, model: Any = None, started: float | None = None
     try:
         from IPython.display import display
 
-        display(table)
+        with pd.option_context("display.max_colwidth", None):
+            display(table)
     except ImportError:  # pragma: no cover - outside IPython
         print(table.to_string())
     return table
@@ -492,3 +509,247 @@ def task_note(dataset: str, n: int, baseline: int, *, max_new_tokens: int, promp
         text += (f" An accuracy inside the {arm} interval is within the binomial noise of one run of {n} "
                  "problems; one outside it is a change larger than that noise.")
     return text
+
+
+# ---------------------------------------------------------------------------
+# Text generated from the run: model boxes, titles, readings, key numbers
+# ---------------------------------------------------------------------------
+
+#: The paper's models, Hugging Face hub id -> the short name its tables and figures use: the six
+#: LRMs of Table 1 and the five non-reasoning models of Table 2. The one list of them in the package.
+PAPER_MODELS: dict[str, str] = {
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B": "R1-Qwen-7B",
+    "deepseek-ai/DeepSeek-R1-Distill-Llama-8B": "R1-Llama-8B",
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-14B": "R1-Qwen-14B",
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-32B": "R1-Qwen-32B",
+    "Qwen/QwQ-32B": "QwQ-32B",
+    "deepseek-ai/DeepSeek-R1-Distill-Llama-70B": "R1-Llama-70B",
+    "meta-llama/Llama-3.1-8B": "Llama-3.1-8B",
+    "Qwen/Qwen2.5-Math-7B": "Qwen2.5-Math-7B",
+    "Qwen/Qwen2.5-14B": "Qwen2.5-14B",
+    "Qwen/Qwen2.5-32B": "Qwen2.5-32B",
+    "meta-llama/Llama-3.3-70B-Instruct": "Llama-3.3-70B-Instruct",
+}
+
+#: The paper's settings of the MI experiments (chapters 1-4 and 9): paper text and official code.
+PAPER_MI_SETTINGS: dict[str, Any] = {"dataset": "math-train", "n": 100, "prompt_style": "raw", "layer": "last",
+                                     "max_new_tokens": 512, "gold": "solution", "batch_size": 1,
+                                     "estimator": "hsic_paper", "sigma": 50.0, "peak_rule": "iqr", "tau": 1.5,
+                                     "top_k": 20, "token_mode": "generated"}
+
+#: How the book names each dataset of :data:`mipeaks.data.DATASETS`.
+DATASET_NAMES: dict[str, str] = {"gsm8k": "GSM8K test", "math500": "MATH-500", "aime24": "AIME 2024",
+                                 "math-train": "MATH train", "arith": "synthetic arithmetic (arith)"}
+
+#: MIME type of the key numbers a chapter attaches to its executed notebook (:func:`save_key_numbers`).
+KEY_NUMBERS_MIME = "application/vnd.mipeaks.key-numbers+json"
+
+
+def paper_model(model: Any) -> str | None:
+    """The paper's short name of ``model`` (hub id, local directory or loaded model), or None.
+
+    A local directory counts when its last path component is the last part of a paper hub id
+    (``/data/DeepSeek-R1-Distill-Llama-8B``); the comparison ignores case.
+    """
+    name = str(getattr(model, "source", None) or getattr(model, "name", None) or model).rstrip("/")
+    tail = name.split("/")[-1].lower()
+    for hub_id, short in PAPER_MODELS.items():
+        if name.lower() == hub_id.lower() or tail == hub_id.split("/")[-1].lower():
+            return short
+    return None
+
+
+def model_name(config: Any, model: Any = None) -> str:
+    """Display name of the run's model: the paper's short name, else the loaded name, else the config's."""
+    fields = _config_dict(config) if config is not None else {}
+    for candidate in (model, fields.get("model")):
+        if candidate is not None and paper_model(candidate):
+            return str(paper_model(candidate))
+    name = getattr(model, "name", None) or fields.get("model") or "?"
+    name = str(name).rstrip("/").split("/")[-1]
+    return "SmolLM2-135M-Instruct" if name == "smollm2-135m-instruct" else name
+
+
+def data_text(config: Any) -> str:
+    """``"the first 20 GSM8K test problems"`` (or ``"all ... problems"`` when ``n`` is None)."""
+    fields = _config_dict(config)
+    data = DATASET_NAMES.get(str(fields.get("dataset")), str(fields.get("dataset")))
+    n = fields.get("n")
+    return f"all {data} problems" if n is None else f"the first {n} {data} problem{'s' if n != 1 else ''}"
+
+
+def _not_paper_note(config: Any, model: Any) -> str:
+    fields = _config_dict(config)
+    if paper_model(model if model is not None else fields.get("model", "")):
+        return ""
+    return " (not one of the paper's models)"
+
+
+def figure_title(what: str, config: Any, model: Any = None, *, n: int | None = None) -> str:
+    """A figure title naming what, the model, the data and n, e.g.
+    ``"MI trajectories: SmolLM2-135M-Instruct, GSM8K test, n=20 (not one of the paper's models)"``.
+
+    Args:
+        what: what the figure shows.
+        config: the chapter's config (``model``, ``dataset``, ``n`` fields).
+        model: the loaded model, if any (its name wins over the config's).
+        n: the number of problems shown, when it differs from ``config.n`` (e.g. the run's length).
+    """
+    fields = _config_dict(config)
+    data = DATASET_NAMES.get(str(fields.get("dataset")), fields.get("dataset"))
+    count = n if n is not None else fields.get("n")
+    parts = [model_name(config, model)] + ([str(data)] if data else []) + ([f"n={count}"] if count else [])
+    return f"{what}: {', '.join(parts)}{_not_paper_note(config, model)}"
+
+
+def model_box(config: Any, model: Any = None, *, n: int | None = None, settings: str | None = None,
+              note: str | None = None, paper_settings: Mapping[str, Any] | None = None) -> str:
+    """The "Which model produced these numbers" box of a chapter, as MyST Markdown (an admonition).
+
+    It names the model (the paper's short name when it is one of :data:`PAPER_MODELS`, and says
+    so when it is not), dtype and device, the data and ``n``, and the run's settings.
+
+    Args:
+        config: the chapter's config dataclass (or mapping) with ``model``/``dtype``/``device``.
+        model: the loaded model, if any.
+        n: the number of problems actually run (default: ``config.n``).
+        settings: one line of settings (e.g. :func:`mipeaks.pipeline.settings_text`).
+        note: a further sentence that depends on the run (e.g. why a comparison is skipped).
+        paper_settings: the paper's values of config fields; the fields that differ are listed
+            (:func:`differences`). None: no list.
+
+    Returns:
+        Markdown; show it with :func:`show_markdown`.
+    """
+    fields = _config_dict(config)
+    name = model_name(config, model)
+    ident = str(fields.get("model", name))
+    dtype = getattr(model, "dtype", None) or fields.get("dtype", "?")
+    device = _hardware(fields.get("device", "cpu"))
+    count = n if n is not None else fields.get("n")
+    data = data_text({**fields, "n": count}) if "dataset" in fields else "no data set"
+    short = paper_model(model if model is not None else ident)
+    whose = (f"It is the paper's {short}." if short else
+             f"It is **not one of the paper's models** ({', '.join(PAPER_MODELS.values())}).")
+    lines = ["```{important}",
+             f"**Which model produced these numbers.** **{name}** (`{ident}`; "
+             f"{str(dtype).removeprefix('torch.')}, {device}) on {data}. {whose}"]
+    if settings:
+        lines += ["", f"Settings: {settings}."]
+    diff = differences(config, paper_settings) if paper_settings is not None else ""
+    if diff:
+        lines += ["", "Where this run's settings differ from the paper's:", "", diff]
+    if note:
+        lines += ["", note]
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def differences(config: Any, paper: Mapping[str, Any] | None = None) -> str:
+    """Markdown list of the config's fields that differ from the paper's settings, or ``""``.
+
+    Args:
+        config: the chapter's config.
+        paper: the paper's values by field name (default :data:`PAPER_MI_SETTINGS`).
+    """
+    fields = _config_dict(config)
+    paper = PAPER_MI_SETTINGS if paper is None else paper
+    rows = [f"* `{k}` = `{fields[k]!r}` (the paper: `{v!r}`)" for k, v in paper.items()
+            if k in fields and fields[k] != v]
+    return "\n".join(rows)
+
+
+def reading(*sentences: str | None, title: str = "Reading") -> str:
+    """A ``**Reading.**`` paragraph from sentences chosen from the numbers (None and "" are skipped)."""
+    body = " ".join(s.strip() for s in sentences if s and s.strip())
+    return f"**{title}.** {body}" if body else ""
+
+
+def show_markdown(text: str) -> None:
+    """Display Markdown in a notebook (``IPython.display.Markdown``); print it outside IPython."""
+    try:
+        from IPython.display import Markdown, display
+
+        display(Markdown(text))
+    except ImportError:  # pragma: no cover - outside IPython
+        print(text)
+
+
+def count_interval(k: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Garwood) Poisson confidence interval of a count ``k``.
+
+    ``(chi2.ppf(a/2, 2k)/2, chi2.ppf(1 - a/2, 2k + 2)/2)`` with ``a = 1 - level``; 0 for the lower
+    end when ``k = 0``. For ``k = 2`` at 95%: (0.242, 7.22).
+
+    Raises:
+        ValueError: ``k`` is negative or ``level`` is not in (0, 1).
+    """
+    from scipy.stats import chi2
+
+    if isinstance(k, bool) or int(k) != k or k < 0:
+        raise ValueError(f"count k must be a non-negative integer, got {k!r}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    a = 1.0 - level
+    lo = 0.0 if k == 0 else float(chi2.ppf(a / 2, 2 * k) / 2)
+    return lo, float(chi2.ppf(1 - a / 2, 2 * k + 2) / 2)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
+        value = value.item()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def key_numbers_payload(chapter: str, key_numbers: Mapping[str, Any], config: Any, model: Any = None,
+                        findings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON record :func:`save_key_numbers` attaches: chapter, model, n, hardware, settings, numbers.
+
+    Args:
+        chapter: the notebook's file stem, e.g. ``"01_mi_trajectories"``.
+        key_numbers: the chapter's checked numbers (non-finite floats become null).
+        config: the chapter's config.
+        model: the loaded model, if any.
+        findings: optional ``{paper item: {"ours": text, "holds": bool | None}}`` for chapters whose
+            claims :mod:`mipeaks.overview` does not evaluate itself.
+    """
+    fields = _config_dict(config)
+    ident = str(fields.get("model")) if "model" in fields else None
+    return {"chapter": chapter, "model": ident,
+            "model_name": model_name(config, model) if ident else None,
+            "paper_model": paper_model(model if model is not None else ident) if ident else None,
+            "n": fields.get("n"), "dataset": fields.get("dataset"),
+            "hardware": _hardware(fields.get("device", "cpu")),
+            "settings": _jsonable(fields), "key_numbers": _jsonable(dict(key_numbers)),
+            "findings": _jsonable(dict(findings or {}))}
+
+
+def save_key_numbers(chapter: str, key_numbers: Mapping[str, Any], config: Any, model: Any = None,
+                     findings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Attach the chapter's key numbers to its executed notebook, for the overview page.
+
+    Displays one output of MIME type :data:`KEY_NUMBERS_MIME` (the book shows nothing for it), so
+    the record travels with the ``.ipynb`` and :func:`mipeaks.overview.read_key_numbers` finds it
+    in committed and preset-built notebooks alike. Put it in its own cell after the checked one.
+
+    Returns:
+        The record (:func:`key_numbers_payload`).
+    """
+    payload = key_numbers_payload(chapter, key_numbers, config, model, findings)
+    try:
+        from IPython.display import display
+
+        display({KEY_NUMBERS_MIME: payload}, raw=True)
+    except ImportError:  # pragma: no cover - outside IPython
+        pass
+    return payload

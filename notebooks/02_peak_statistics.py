@@ -27,20 +27,12 @@
 # peak rules, beside the published `PAPER_TABLE1`. Interval averages only count problems with at
 # least two peaks (`n_interval_samples`), as the paper's definitions require.
 #
-# :::{important}
-# **Which model produced these numbers.** The embedded **SmolLM2-135M-Instruct** (float32, CPU),
-# the first 20 GSM8K test problems, chat prompt, greedy, at most 128 new tokens, last layer,
-# estimator `hsic_paper` with σ = 50: the same run as chapter 1. These are **not** the paper's
-# models. Its rows use 100 MATH-train problems, 512 tokens and the raw prompt on 7B–70B LRMs.
-#
-# Because our traces have at most 128 steps, the interval columns cannot be compared with the
-# paper's: no interval can exceed 127 here. The peak **ratio** is the comparable column.
-# The top-$k$ row uses the code's $k = 20$. Under that rule `n_peaks` is $k$ by construction,
-# and at ≤ 128 steps it marks about one step in six (one in 25 at 512 steps).
-#
+# The box under the parameters names the model, data and settings of the run (the run of
+# chapter 1). Two caveats hold for any run: no interval can exceed `max_new_tokens − 1` steps, so
+# the interval columns compare with the paper's only at its 512 tokens, while the peak **ratio**
+# is comparable at any length; and under the top-$k$ rule `n_peaks` is $k$ by construction.
 # For the paper's settings on a GPU: `make reproduce PRESET=r1-llama-8b` (one preset per model;
 # see {doc}`../book/reproduce`).
-# :::
 
 # %%
 from mipeaks import book
@@ -81,15 +73,17 @@ cfg = book.config_from(MIConfig, globals())
 # %%
 lm, run = collect_run(cfg, progress=False)  # reuses chapter 1's run directory when it exists
 trajs = trajectories(run, cfg)
-print(settings_text(cfg, run))
+book.show_markdown(book.model_box(cfg, lm, n=len(run), settings=settings_text(cfg, run),
+                                  paper_settings=book.PAPER_MI_SETTINGS))
 
 # %% [markdown]
 # ## Table 1: ours beside the paper's
 
 # %%
+name = book.model_name(cfg, lm)
 per_problem = {
-    f"{cfg.model}, IQR τ={cfg.tau:g}": peaks.summarize(trajs, rule="iqr", tau=cfg.tau),
-    f"{cfg.model}, top-{cfg.top_k}": peaks.summarize(trajs, rule="topk", k=cfg.top_k),
+    f"{name}, IQR τ={cfg.tau:g}": peaks.summarize(trajs, rule="iqr", tau=cfg.tau),
+    f"{name}, top-{cfg.top_k}": peaks.summarize(trajs, rule="topk", k=cfg.top_k),
 }
 ours = peaks.table1(per_problem)
 paper = pd.DataFrame(peaks.PAPER_TABLE1).set_index("model")
@@ -108,7 +102,7 @@ table.style.format(precision=3, na_rep="–").hide(axis="index")
 # about *when* the peaks occur.
 
 # %%
-iqr_rows = per_problem[f"{cfg.model}, IQR τ={cfg.tau:g}"].assign(source="ours (IQR)")
+iqr_rows = per_problem[f"{name}, IQR τ={cfg.tau:g}"].assign(source="ours (IQR)")
 fig, ax = plt.subplots(figsize=(8, 2.8))
 sns.stripplot(data=iqr_rows, x="ratio", y="source", size=7, alpha=0.7, jitter=0.15, ax=ax, color="tab:red")
 for _, row in paper.iterrows():
@@ -116,7 +110,8 @@ for _, row in paper.iterrows():
     ax.text(row.ratio, -0.45, row.name, rotation=90, fontsize=7, va="top", ha="right", color="0.35")
 ax.axvline(gaussian_fence_rate(cfg.tau), ls="--", color="tab:blue", lw=1)
 ax.set(xlabel="peaks / steps per problem (IQR rule)", ylabel="", ylim=(0.6, -1.6),
-       title="Peak ratio: our 20 problems (dots) vs the paper's model averages (grey lines)")
+       title=book.figure_title("Peak ratio per problem (dots) vs the paper's model averages (grey lines)", cfg, lm,
+                               n=len(trajs)))
 plt.show()
 
 # %% [markdown]
@@ -130,23 +125,14 @@ by_tau.insert(3, "gaussian_ratio", [gaussian_fence_rate(t) for t in (1.0, 1.5, 2
 by_tau.style.format(precision=4, na_rep="–")
 
 # %% [markdown]
-# **Reading.** On the 135M model the IQR rule finds about one peak per problem in ~120 steps. That
-# is a ratio of about 1%, within the paper's 0.5–4.8% range and about three times the Gaussian
-# baseline. It comes from a few problems with several peaks, while most problems have none.
-# Intervals exist for only the handful of problems with two or more peaks, and are capped by the
-# 128-step traces. The sparsity claim survives on this model in the weak sense of "few outliers".
-# A model that produces long reasoning traces (the presets) is needed to test the paper's
-# interval structure.
-
-# %% [markdown]
 # ## Key numbers (checked in CI)
 
 # %%
 # NBVAL_CHECK_OUTPUT
 # Every number the chapter's prose cites, from this one dict (3 significant digits).
-iqr_rows = per_problem[f"{cfg.model}, IQR τ={cfg.tau:g}"]
+iqr_rows = per_problem[f"{name}, IQR τ={cfg.tau:g}"]
 iqr_avg = peaks.average(iqr_rows)
-topk_avg = peaks.average(per_problem[f"{cfg.model}, top-{cfg.top_k}"])
+topk_avg = peaks.average(per_problem[f"{name}, top-{cfg.top_k}"])
 key_numbers = {
     "problems": int(iqr_avg["n_samples"]),
     "problems with no IQR peak": int((iqr_rows["n_peaks"] == 0).sum()),
@@ -164,6 +150,33 @@ key_numbers = {
     **{f"mean IQR peak ratio, {name}": float(v) for name, v in by_tau["ratio"].items()},
 }
 book.print_numbers(key_numbers, significant=3)
+
+# %% [markdown]
+# ## Reading
+#
+# Written from the key numbers above.
+
+# %%
+kn = key_numbers
+ratio, gauss = kn["mean IQR peak ratio"], kn["Gaussian ratio at tau"]
+lo, hi = kn["paper's ratios (min, max)"]
+where = "below" if ratio < lo else "above" if ratio > hi else "within"
+n_none, n_all = kn["problems with no IQR peak"], kn["problems"]
+book.show_markdown(book.reading(
+    f"On {book.model_name(cfg, lm)} the IQR rule finds {kn['mean IQR peaks per problem']:.2g} peaks per problem "
+    f"in {kn['mean steps']:.0f} steps on average: a ratio of {ratio:.2%}, {where} the paper's "
+    f"{lo:.1%}–{hi:.1%} range and {ratio / gauss:.2g} times the Gaussian baseline ({gauss:.2%}).",
+    f"{n_none} of the {n_all} problems have no peak" + (", so the average comes from a few problems."
+                                                       if n_all / 2 < n_none < n_all else "."),
+    f"Intervals exist for the {kn['problems with >= 2 IQR peaks']} problems with two or more peaks"
+    + (f" and are capped by the {cfg.max_new_tokens}-step traces." if cfg.max_new_tokens < 512 else "."),
+    "A ratio above the Gaussian baseline means heavier-than-Gaussian upper tails; the interval columns are "
+    "what tests the paper's bursts." if ratio > gauss else
+    "A ratio at or below the Gaussian baseline is what featureless noise gives.",
+))
+
+# %%
+book.save_key_numbers("02_peak_statistics", key_numbers, cfg, lm)  # for the overview page; shows nothing
 
 # %%
 book.provenance_cell(cfg, model=lm);

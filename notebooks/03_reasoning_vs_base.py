@@ -29,24 +29,17 @@
 # problems, prompt, layer and token budget, and its own gold representation. The chapter then
 # draws Fig. 3 and Table 2 for the pair.
 #
-# :::{important}
-# **Which model produced these numbers.** The committed outputs come from the CPU default: the
-# embedded **SmolLM2-135M-Instruct** (float32, CPU) alone, on the first 20 GSM8K test problems,
-# with the chat prompt, greedy decoding, at most 128 new tokens and σ = 50 (the same run as
-# chapters 1–2). It is the only model available offline, so **there is no reasoning/base pair
-# here** (`base_model = None`).
-#
-# Instead, the chapter shows a contrast that *is* available: the same generations read at the
-# **middle layer** (block 15 of 30, by teacher forcing) against the last layer. This is **not**
-# the paper's comparison. The paper always uses the last layer and compares two models. The
-# contrast only shows how much these statistics move when the representation changes while the
-# text stays fixed.
+# The box under the parameters names the run's model and settings, and says which comparison this
+# run could make. Without a `base_model` (no pair available), the chapter shows a contrast that
+# needs only one model: the same generations read at a second layer (`contrast_layer`, by teacher
+# forcing) against the configured one. That is **not** the paper's comparison, which always uses
+# the last layer and compares two models; it only shows how much these statistics move when the
+# representation changes while the text stays fixed.
 #
 # The paper's pairs: `make reproduce PRESET=r1-llama-8b` runs this chapter with
 # `model = deepseek-ai/DeepSeek-R1-Distill-Llama-8B` and `base_model = meta-llama/Llama-3.1-8B`
 # (see {doc}`../book/reproduce`). GPQA and MedQA (Table 3) are not among the datasets that
 # `mipeaks.data` loads, so Table 3 is shown as published only.
-# :::
 
 # %%
 from mipeaks import book
@@ -107,8 +100,16 @@ cfg = book.config_from(CompareConfig, globals())
 
 # %%
 lm, run = collect_run(cfg, progress=False)
-print(settings_text(cfg, run))
-short = cfg.model.rstrip("/").split("/")[-1]
+if cfg.base_model is not None:
+    note = f"The pair: {book.model_name(cfg, lm)} (reasoning) and {cfg.base_model} (base), same settings."
+elif cfg.contrast_layer is not None:
+    note = (f"No reasoning/base pair in this run (`base_model = None`). Shown instead: the same generations "
+            f"read at the {cfg.contrast_layer} layer against the {cfg.layer} layer, not the paper's comparison.")
+else:
+    note = "No reasoning/base pair and no contrast layer in this run: Table 2 has one row of ours."
+book.show_markdown(book.model_box(cfg, lm, n=len(run), settings=settings_text(cfg, run), note=note,
+                                  paper_settings=book.PAPER_MI_SETTINGS))
+short = book.model_name(cfg, lm)
 variants = {f"{short}, layer {run.manifest['layer_index']}": trajectories(run, cfg)}
 if cfg.contrast_layer is not None:
     contrast = layer_traces(lm, run, cfg.contrast_layer)
@@ -128,7 +129,7 @@ if cfg.base_model is not None:
     base_short = cfg.base_model.rstrip("/").split("/")[-1]
     variants[f"{base_short} (base), layer {base_run.manifest['layer_index']}"] = trajectories(base_run, cfg)
 else:
-    print("base_model is None: no reasoning/base pair on the CPU default (see the note above).")
+    print("base_model is None: no reasoning/base pair in this run (see the box above).")
 
 # %% [markdown]
 # ## Trajectories side by side (Fig. 3 layout)
@@ -144,8 +145,8 @@ grid = sns.relplot(data=frame, x="step", y="mi", hue="variant", col="id", kind="
 grid.set_axis_labels("step t", "MI $m_t$ (hsic_paper, σ=50)")
 grid.set_titles("problem {col_name}")
 sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(variants), title=None, frameon=False)
-grid.figure.suptitle(f"{short}: NOT the paper's reasoning/base pairs" if cfg.base_model is None
-                     else f"{short} vs {cfg.base_model}", y=1.03)
+grid.figure.suptitle(book.figure_title("layer contrast, not a reasoning/base pair" if cfg.base_model is None
+                                      else f"reasoning vs base ({cfg.base_model})", cfg, lm), y=1.03)
 plt.show()
 
 # %% [markdown]
@@ -175,20 +176,6 @@ table.style.format(precision=4, na_rep="–").hide(axis="index")
 pd.DataFrame(peaks.PAPER_TABLE3).assign(source=book.label("paper Table 3", "LRM/base", None, "4xA100"))
 
 # %% [markdown]
-# **Reading.** In the paper, every LRM has a higher Mean and a higher AOM than its base model.
-# Mean MI also differs about tenfold between model families (Llama ≈ 0.1, Qwen ≈ 1–4), so only
-# comparisons within a pair mean anything.
-#
-# On the 135M model, changing only the layer moves Mean, Std and AOM by as much as the paper's
-# reasoning-vs-base gaps, or more. The middle layer's trajectory is a flat baseline with isolated
-# spikes, which is closer in shape to the paper's figures than the last layer's noisy curve. It
-# has a higher mean, half the spread, and IQR outliers in almost every problem. The text and the
-# gold solution are the same in both variants; only the representation differs. So the
-# "peakiness" these statistics measure depends on where the representation is read, and models
-# should be compared at matched layers, each with its own gold representation, as the paper's
-# pairs are.
-
-# %% [markdown]
 # ## Key numbers (checked in CI)
 
 # %%
@@ -202,7 +189,56 @@ first, *others = list(ours2.index)
 for other in others:  # how far the other variants move each statistic, as a ratio to the first
     key_numbers.update({f"{col}, {other} / first": ours2.loc[other, col] / ours2.loc[first, col]
                         for col in ("mean", "std", "aom")})
+if cfg.base_model is not None:  # the pair, for the overview page: (reasoning, base)
+    base_row = ours2.loc[[i for i in ours2.index if "(base)" in i][0]]
+    key_numbers.update({f"pair: {col} (reasoning, base)": [ours2.loc[first, col], base_row[col]]
+                        for col in ("mean", "std", "aom")})
+pairs2 = pd.DataFrame(peaks.PAPER_TABLE2).pivot(index="pair", columns="variant")
+for col in ("mean", "std", "aom"):  # the paper's reasoning / origin ratio of each pair
+    gap = pairs2[(col, "reasoning")] / pairs2[(col, "origin")]
+    key_numbers[f"paper: {col}, reasoning / base (min, max)"] = [gap.min(), gap.max()]
+llama = pairs2.loc[["Llama-8B", "70B"], "mean"].to_numpy()
+qwen = pairs2.drop(index=["Llama-8B", "70B"]).loc[:, "mean"].to_numpy()
+key_numbers["paper: mean MI, Qwen / Llama family (min, max)"] = [qwen.min() / llama.max(), qwen.max() / llama.min()]
 book.print_numbers(key_numbers, significant=3)
+
+# %% [markdown]
+# ## Reading
+#
+# Written from the key numbers above. In the paper, every LRM has a higher Mean, Std and AOM
+# than its base model.
+
+# %%
+kn = key_numbers
+fam_lo, fam_hi = kn["paper: mean MI, Qwen / Llama family (min, max)"]
+sentences = [f"Mean MI differs between the paper's model families by {fam_lo:.0f}× to {fam_hi:.0f}× "
+             "(Qwen over Llama), so only comparisons within a pair mean anything."]
+labels = {"mean": "Mean", "std": "Std", "aom": "AOM"}
+for other in others:
+    moves, is_base = [], "(base)" in other  # a pair: ratio reasoning / base, as the paper's
+    for col in ("mean", "std", "aom"):
+        r = 1 / kn[f"{col}, {other} / first"] if is_base else kn[f"{col}, {other} / first"]
+        lo, hi = kn[f"paper: {col}, reasoning / base (min, max)"]
+        where = ("the opposite direction to the paper's gaps" if r < 1 else
+                 "larger than any of the paper's gaps" if r > hi else
+                 "smaller than any of the paper's gaps" if r < lo else "within the paper's range")
+        moves.append(f"{labels[col]} ×{r:.2f}, {where} (×{lo:.2f} to ×{hi:.2f})")
+    start, end = (other, first) if is_base else (first, other)
+    sentences.append(f"From {start} to {end}: " + "; ".join(moves) + ".")
+if cfg.base_model is None and others:
+    sentences.append("Only the layer differs between these rows: the text and the gold solution are the same. "
+                     "So the \"peakiness\" these statistics measure depends on where the representation is read, "
+                     "and models should be compared at matched layers, each with its own gold representation, as "
+                     "the paper's pairs are.")
+elif cfg.base_model is not None:
+    same = all(kn[f"pair: {c} (reasoning, base)"][0] > kn[f"pair: {c} (reasoning, base)"][1]
+               for c in ("mean", "aom"))
+    sentences.append("As in the paper, the reasoning model has the higher Mean and AOM." if same else
+                     "Unlike the paper, the reasoning model does not have both the higher Mean and the higher AOM.")
+book.show_markdown(book.reading(*sentences))
+
+# %%
+book.save_key_numbers("03_reasoning_vs_base", key_numbers, cfg)  # for the overview page; shows nothing
 
 # %%
 book.provenance_cell(cfg, model=lm);  # with base_model set, the model row names the base model

@@ -38,21 +38,13 @@
 # the peak words are *over-represented* at peaks compared with how often the model writes them
 # anyway (`mipeaks.pipeline.word_enrichment`).
 #
-# :::{important}
-# **Which model produced these numbers.** The embedded **SmolLM2-135M-Instruct** (float32, CPU)
-# on the first 20 GSM8K test problems, with the chat prompt, greedy decoding, at most 128 new
-# tokens, the last layer and σ = 50: the run of chapters 1–3. It is **not** one of the paper's
-# models.
-#
-# **Peak rule.** This chapter's CPU default is the official code's **top-$k$** rule, the rule its
-# token counts use, with the code's $k = 20$. At ≤ 128 steps that marks about one step in six
-# (one in 25 at 512 steps), so it is a generous notion of "peak". Under the paper's IQR rule,
-# the 135M model has too few peaks for a ranking: 14 of 20 problems have none (chapter 2), and
-# only 5 of those peaks are alphabetic words. That count is printed below too.
+# The box under the parameters names the model, data, settings and peak rule of the run (the run of
+# chapters 1–3). The official code's token counts use its **top-$k$** rule with $k = 20$; at a
+# few hundred steps or fewer that marks a large share of the steps, a generous notion of "peak".
+# The count of alphabetic peak words under the paper's IQR rule is printed below too.
 #
 # For the paper's models and settings: `make reproduce PRESET=r1-llama-8b` (see
 # {doc}`../book/reproduce`).
-# :::
 
 # %%
 from mipeaks import book
@@ -105,7 +97,9 @@ cfg = book.config_from(MIConfig, globals())
 # %%
 lm, run = collect_run(cfg, progress=False)  # reuses chapter 1's run directory when it exists
 trajs = trajectories(run, cfg)
-print(settings_text(cfg, run))
+book.show_markdown(book.model_box(cfg, lm, n=len(run), settings=settings_text(cfg, run),
+                                  paper_settings={**book.PAPER_MI_SETTINGS, "peak_rule": "topk",
+                                                  "pool_whitespace": False}))
 
 # %% [markdown]
 # ## Ranked peak words, both views
@@ -124,7 +118,7 @@ grid = sns.catplot(data=top15, x="freq", y="word", col="view", kind="bar", heigh
                    sharey=False, color="tab:blue")
 grid.set_titles("token_mode = {col_name}")
 grid.set_axis_labels("peaks (pooled over problems)", "")
-grid.figure.suptitle(f"Top-15 peak words, {cfg.model} (NOT the paper's models), top-{cfg.top_k} peaks", y=1.03)
+grid.figure.suptitle(book.figure_title(f"Top-15 peak words ({cfg.peak_rule} peaks)", cfg, lm, n=len(trajs)), y=1.03)
 plt.show()
 
 # %% [markdown]
@@ -144,20 +138,28 @@ print(f"round trip identical: {lens.load_thinking_tokens(path) == words}")
 # %% [markdown]
 # ## Beside the paper's list
 #
-# The paper's column is R1-Llama-8B's official list, filtered to alphabetic words exactly as the
-# plotting code does. Fig. 4 shows the same 15 words in a slightly different order. Ours is the
-# ranking above. A ✓ marks a word that the other list also contains.
+# The paper's column is R1-Llama-8B's official **jsonl list** (the counts of the repository's
+# `DeepSeek-R1-Distill-Llama-8B.jsonl`), filtered to alphabetic words exactly as the plotting code
+# does. Those counts are not Fig. 4's bars: Fig. 4 shows the same 15 words in a slightly different
+# order. Ours is the ranking above, each count with its exact 95% Poisson interval
+# (`mipeaks.book.count_interval`): a count of a few cannot rank words reliably. A ✓ marks a word
+# that the other list also contains.
 
 # %%
 paper_words = [(w, f) for w, f in lens.PAPER_THINKING_TOKENS_R1_LLAMA_8B if lens.ALPHABETIC.match(w)][:15]
 ours_words = [(t.word, t.freq) for t in words[:15]]
 ours_set, paper_set = {w for w, _ in ours_words}, {w for w, _ in paper_words}
+def with_interval(w, f, other):
+    lo, hi = book.count_interval(f)
+    return f"{w} ({f}; 95% {lo:.1f}–{hi:.1f}){' ✓' if w in other else ''}"
+
+
 side = pd.DataFrame({
     "rank": range(1, 16),
-    book.label("paper", "R1-Llama-8B", 100, "4xA100"):
+    book.label("official jsonl list (not Fig. 4)", "R1-Llama-8B", 100, "4xA100"):
         [f"{w} ({f}){' ✓' if w in ours_set else ''}" for w, f in paper_words],
     book.ours_label(cfg, lm):
-        [f"{w} ({f}){' ✓' if w in paper_set else ''}" for w, f in ours_words] + [""] * (15 - len(ours_words)),
+        [with_interval(w, f, paper_set) for w, f in ours_words] + [""] * (15 - len(ours_words)),
 }).set_index("rank")
 side
 
@@ -186,33 +188,18 @@ shown = enrich[(enrich.at_peaks >= 5) | (enrich.all_steps >= 40)]
 for _, row in shown.iterrows():
     ax.annotate(row.word, (row.all_share, row.peak_share), textcoords="offset points", xytext=(3, 3), fontsize=8)
 ax.set(xlim=(0, lim), ylim=(0, lim), xlabel="share of all generated words", ylabel="share of peak words",
-       title=f"Peak words vs base rate, {cfg.model}, top-{cfg.top_k} peaks")
+       title=book.figure_title(f"Peak words vs base rate ({cfg.peak_rule} peaks)", cfg, lm, n=len(trajs)))
 plt.show()
 
 # %% [markdown]
-# The 15 most frequent peak words with their lifts, and the same pooled by case. A capitalised
-# word here is almost always the first word of a sentence or a list item.
+# The 15 most frequent peak words with their lifts, and the same pooled by case (whether a word
+# starts with a capital letter; its position in the sentence is not measured).
 
 # %%
 display(enrich.head(15).style.format({"peak_share": "{:.3f}", "all_share": "{:.3f}", "lift": "{:.2f}"})
         .hide(axis="index"))
 by_case = group_lift(enrich, enrich.word.str[0].str.isupper().map({True: "capitalised", False: "lower-case"}))
 by_case.style.format({"peak_share": "{:.3f}", "all_share": "{:.3f}", "lift": "{:.2f}"})
-
-# %% [markdown]
-# **Reading.** Most peak tokens of the 135M model are not words at all. They are digits,
-# operators, punctuation and line breaks: alphabetic tokens are a smaller share of the peaks than
-# of the text. The alphabetic peak words are units and names from the problems (*miles*, *hours*)
-# and sentence openers (*To*, *She*, *The*, *In*, *This*). The paper's reflective vocabulary
-# (*Hmm*, *Wait*, *Okay*) is absent, because this instruct model never writes it: it was not
-# trained to reflect.
-#
-# What carries over is a weaker pattern. Capitalised, sentence-initial words are several times
-# over-represented at peaks, while mid-sentence function words such as *the* and *is* are
-# under-represented. The paper's thinking tokens (*So*, *Let*, *Wait*, *Therefore*) are also
-# sentence openers. Ranking raw frequencies, as the paper does, mixes "frequent" with "at peaks".
-# `word_enrichment` separates the two, which matters before reading the list as a set of
-# *thinking* tokens.
 
 # %% [markdown]
 # ## Key numbers (checked in CI)
@@ -233,6 +220,8 @@ key_numbers = {
     "distinct peak words": len(words),
     "alphabetic peak words under the IQR rule": sum(t.freq for t in iqr_words),
     "paper top-15 words in our top-15": len(ours_set & paper_set),
+    "peaks at the paper's reflective words (Hmm, Wait, Okay)": sum(t.freq for t in words
+                                                                  if t.word in ("Hmm", "Wait", "Okay")),
     "views agree (generated == lens)": same,
     "peak tokens (all)": totals["peak_tokens"],
     "alphabetic peak tokens": totals["peak_kept"],
@@ -245,6 +234,36 @@ key_numbers = {
        for i, t in enumerate(words[:15])},
 }
 book.print_numbers(key_numbers, significant=3)
+
+# %% [markdown]
+# ## Reading
+#
+# Written from the key numbers above.
+
+# %%
+kn = key_numbers
+peak_alpha, all_alpha = kn["alphabetic share of peak tokens"], kn["alphabetic share of all generated tokens"]
+top = [k.split(": ", 1)[1].split(" (")[0] for k in kn if k.startswith("top word ")]
+cap, low = kn.get("lift, capitalised", float("nan")), kn.get("lift, lower-case", float("nan"))
+reflective = kn["peaks at the paper's reflective words (Hmm, Wait, Okay)"]
+book.show_markdown(book.reading(
+    f"{peak_alpha:.0%} of the peak tokens of {book.model_name(cfg, lm)} are alphabetic words, against "
+    f"{all_alpha:.0%} of all generated tokens"
+    + ("; the rest are digits, operators, punctuation and line breaks." if peak_alpha < 0.5 else "."),
+    f"The most frequent peak words are {', '.join(top[:8]) or 'none'}; of the official list's top 15, "
+    f"{kn['paper top-15 words in our top-15']} are among ours.",
+    (f"The paper's reflective words (Hmm, Wait, Okay) are at {reflective} peaks." if reflective else
+     "The paper's reflective words (Hmm, Wait, Okay) are at no peak."),
+    f"Capitalised words have a lift of {cap:.2g} at peaks, lower-case words {low:.2g}"
+    + (": capitalisation, not only frequency, goes with the peaks." if cap > 1 > low else "."),
+    f"Under the paper's IQR rule only {kn['alphabetic peak words under the IQR rule']} peak tokens are alphabetic "
+    f"words ({kn['problems with no IQR peak']} of {kn['problems']} problems have no IQR peak), too few to rank."
+    if kn["alphabetic peak words under the IQR rule"] < 30 else None,
+    "Ranking raw frequencies, as the paper does, mixes \"frequent\" with \"at peaks\"; the lifts separate the two.",
+))
+
+# %%
+book.save_key_numbers("04_thinking_tokens", key_numbers, cfg, lm)  # for the overview page; shows nothing
 
 # %%
 book.provenance_cell(cfg, model=lm);

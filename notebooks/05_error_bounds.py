@@ -49,12 +49,11 @@ from mipeaks.peaks import PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE2_PAIRS
 from mipeaks.theory import (
     BoundsConfig,
     bayes_error,
-    bayes_error_joint,
     bounds_curve,
-    conditional_entropy,
     entropy,
     fano_lower_bound,
     fano_lower_bound_explicit,
+    random_table_check,
     upper_bound,
 )
 
@@ -125,28 +124,12 @@ plt.show()
 # To see that the two curves really bracket the error, draw random joint tables $p(y, h)$ with
 # $|Y|$ answers and 8 observation values (Dirichlet draws of varied concentration), compute for
 # each the exact conditional entropy $H(y \mid h)$, the exact Bayes error
-# $1 - \sum_h \max_y p(y, h)$, and the two bounds at $I = I(y; h)$. Theorem 1 holds for *any*
-# predictor, so in particular for the Bayes one.
+# $1 - \sum_h \max_y p(y, h)$, and the two bounds at $I = I(y; h)$
+# ({func}`mipeaks.theory.random_table_check`). Theorem 1 holds for *any* predictor, so in
+# particular for the Bayes one.
 
 # %%
-rng = np.random.default_rng(config.seed)
-n_obs = 8
-records = []
-for _ in range(config.n_tables):
-    alpha = 10 ** rng.uniform(-1.5, 0.7)
-    p = rng.dirichlet(np.full(config.n_classes * n_obs, alpha)).reshape(config.n_classes, n_obs)
-    h_y = entropy(p.sum(axis=1), base=2)
-    h_cond = conditional_entropy(p, base=2)
-    mi = max(h_y - h_cond, 0.0)
-    records.append({
-        "H(y|h)": h_cond,
-        "Bayes error": bayes_error_joint(p),
-        "lower": fano_lower_bound(h_y, mi, config.n_classes, base=2),
-        "upper": upper_bound(h_y, mi, base=2),
-    })
-tables = pd.DataFrame(records)
-tables["lower ok"] = tables["Bayes error"] >= tables["lower"] - 1e-9
-tables["upper ok"] = tables["Bayes error"] <= tables["upper"] + 1e-9
+tables = random_table_check(config.n_classes, config.n_tables, seed=config.seed)  # n_obs=8
 
 envelope = bounds_curve(h_y=np.log2(config.n_classes),
                         cum_mi_array=np.log2(config.n_classes) - np.linspace(0, np.log2(config.n_classes), 200),
@@ -218,7 +201,7 @@ naive.round(3)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-book.print_numbers({
+key_numbers = {
     "|Y|": config.n_classes,
     "H(y) bits": H,
     "lower bound at I=0": fano_lower_bound(H, 0.0, config.n_classes, base=2),
@@ -237,10 +220,14 @@ book.print_numbers({
     "fair coin: Thm 2 from nats input": upper_bound(np.log(2), 0.0, base="e"),
     "fair coin: 1/2 H in nats (wrong)": 0.5 * entropy(coin),
     "R1-Llama-8B mean x steps": naive.loc["R1-Llama-8B", "mean x steps (as if bits)"],
-})
+}
+book.print_numbers(key_numbers)
+
+# %%
+book.save_key_numbers("05_error_bounds", key_numbers, config)  # for the overview page; shows nothing
 
 # %% [markdown]
 # ## Provenance
 
 # %%
-book.provenance_cell(config, dataset="none: illustrative values and random tables")
+book.provenance_cell(config, dataset="none: illustrative values and random tables");

@@ -48,14 +48,10 @@
 # 6. the original float32 evaluation against exact float64;
 # 7. what the trajectories correlate with.
 #
-# :::{important}
-# **Which model produced these numbers.** The embedded **SmolLM2-135M-Instruct** (float32, CPU;
-# $d = 576$), the first 20 GSM8K test problems, chat prompt, greedy, at most 128 new tokens, last
-# layer. This is the run of chapters 1–4, **not** one of the paper's models ($d$ = 3584–8192).
-# The questions asked here do not depend on the model; the numbers do. With a preset, e.g.
-# `make reproduce PRESET=r1-llama-8b`, this chapter reruns on the paper's models
-# (see {doc}`../book/reproduce`).
-# :::
+# The box under the parameters names the model, data and settings of the run (the run of chapters
+# 1–4). The questions asked here do not depend on the model; the numbers do, and every reading
+# below is written from them. With a preset, e.g. `make reproduce PRESET=r1-llama-8b`, this
+# chapter reruns on the paper's models (see {doc}`../book/reproduce`).
 
 # %%
 from mipeaks import book
@@ -114,16 +110,16 @@ cfg = book.config_from(MIConfig, globals())
 lm, run = collect_run(cfg, progress=False)  # reuses chapter 1's run directory when it exists
 traces = list(run.traces())
 trajs = trajectories(run, cfg)
-print(settings_text(cfg, run))
+book.show_markdown(book.model_box(cfg, lm, n=len(run), settings=f"{settings_text(cfg, run)}; d = {lm.d_model}",
+                                  paper_settings=book.PAPER_MI_SETTINGS))
 
 # %% [markdown]
 # ## 1. The samples of one pair
 #
 # Each dot is one coordinate $i$ of the residual stream: $x = h_t[i]$ at one step $t$ of problem
-# 0, $y = h_y[i]$. These $d = 576$ dots are all that the statistic sees. The bar shows σ = 50.
-# Most coordinates sit within about one σ of zero, where the kernel cannot tell them apart. The
-# few coordinates with large values ("massive activations") form the structure the kernel can
-# resolve.
+# 0, $y = h_y[i]$. These $d$ dots are all that the statistic sees. The bar shows σ. Coordinates
+# within about one σ of zero are ones the kernel cannot tell apart; coordinates with large values
+# ("massive activations") form the structure the kernel can resolve.
 
 # %%
 step = int(np.argmax(trajs[traces[0].problem_id]))
@@ -133,8 +129,12 @@ sns.scatterplot(data=pairs, x="h_t[i]", y="h_y[i]", s=12, alpha=0.6, ax=ax)
 ax.plot([-cfg.sigma / 2, cfg.sigma / 2], [0.9 * pairs["h_y[i]"].min()] * 2, color="tab:red", lw=3)
 ax.annotate(f"σ = {cfg.sigma:g}", (cfg.sigma / 2, 0.9 * pairs["h_y[i]"].min()), textcoords="offset points",
             xytext=(6, -4), ha="left", color="tab:red")
-ax.set_title(f"Problem {traces[0].problem_id}, step {step}: m_t = {trajs[traces[0].problem_id][step]:.2f}")
+ax.set_title(f"{book.model_name(cfg, lm)}, problem {traces[0].problem_id}, step {step}: "
+             f"m_t = {trajs[traces[0].problem_id][step]:.2f}")
 plt.show()
+within = (pairs.abs() < cfg.sigma).mean()
+print(f"share of the {len(pairs)} coordinates within one sigma of zero: h_t {within.iloc[0]:.0%}, "
+      f"h_y {within.iloc[1]:.0%}")
 
 # %% [markdown]
 # ## 2. Does $m_t$ know which problem it is about?
@@ -160,22 +160,32 @@ plt.show()
 print(f"own gold's rank among {len(swap)} golds: mean {ranks['rank'].mean():.2f} "
       f"(chance: {(len(swap) + 1) / 2:.1f}); ranked first for {(ranks['rank'] == 1).sum()} of {len(swap)} problems")
 
-# %% [markdown]
-# The matrix has **columns**, not a diagonal. Whether a trace scores high is mostly decided by
-# which gold vector it is compared with, the same for every trace. Its own gold ranks at chance
-# level. On this model, the single-pair statistic carries no detectable information about which
-# solution the states belong to. What it does carry is shown in sections 5 and 7.
+# %%
+chance = (len(swap) + 1) / 2
+row_share = float(swap.var(axis=1).mean() / (swap.var(axis=0).mean() + swap.var(axis=1).mean()))
+near_chance = ranks["rank"].mean() > (1 + chance) / 2
+book.show_markdown(book.reading(
+    f"Along a row (one trace, every gold) the values vary {'more' if row_share > 0.5 else 'less'} than down a "
+    f"column (one gold, every trace): the mean variance along rows is {row_share:.0%} of the two together, so "
+    f"whether a trace scores high is {'mostly' if row_share > 0.5 else 'not mainly'} decided by which gold it is "
+    "compared with" + (": the matrix has columns, not a diagonal." if row_share > 0.5 else "."),
+    f"The own gold's mean rank is {ranks['rank'].mean():.1f} of {len(swap)} (chance {chance:.1f}).",
+    ("On this model the single-pair statistic carries no detectable information about which solution the states "
+     "belong to; what it does carry is shown in sections 5 and 7.") if near_chance else
+    "The own gold ranks better than halfway to chance: the statistic does carry some information about which "
+    "solution the states belong to.",
+))
 
 # %% [markdown]
 # ## 3. A sound alternative: dependence across problems
 #
 # The textbook way to ask "do the states carry information about the gold?" treats **problems** as
 # the samples. At each relative position of the trace (8 bins), take one state per problem (the
-# mean of its states in the bin). Then test, across the 20 problems, whether those states depend on
+# mean of its states in the bin). Then test, across the run's problems, whether those states depend on
 # the problems' gold representations: an HSIC on the whole vectors, with a Gaussian kernel at the
 # median distance and a permutation test of 200 shuffles
 # (`mipeaks.mi.cross_sample_trajectory`). This estimates a population quantity, with a p-value.
-# With 20 problems it can only detect strong dependence.
+# With a few dozen problems or fewer it can only detect strong dependence.
 
 # %%
 cross = mi.cross_sample_trajectory([t.states for t in traces], [t.gold for t in traces], n_bins=8,
@@ -196,20 +206,22 @@ cross.style.format(precision=5).hide(axis="index")
 # smallest p-value a 200-shuffle test can give is 1/201 ≈ 0.005. A single bin under 0.05 is what
 # chance produces about a third of the time. This is the kind of statement the paper's trajectories
 # cannot support. With the paper's 100 problems, and 512-token traces from larger models, the
-# same test becomes informative (rerun this chapter with a preset).
+# same test becomes more informative (rerun this chapter with a preset).
 
 # %% [markdown]
 # ## 4. Sensitivity to σ, to the scale of the values, and to the estimator
 #
 # The same trajectories at σ ∈ {25, 50, 100, 400}, with the states and gold multiplied by 2
-# (σ = 50), and with the paper **text's** estimator (`hsic_text`: plain biased HSIC, the max over
-# σ ∈ {50, …, 400}). Each variant is compared with the code's σ = 50. Columns: the mean MI, the
+# (σ = 50), and with the paper **text's** estimator (`hsic_text`: plain biased HSIC), both at the
+# code's fixed σ = 50 and as the text's max over σ ∈ {50, …, 400}. Each variant is compared with
+# the code's σ = 50. Columns: the mean MI, the
 # mean Spearman rank correlation of the trajectories, the largest relative change, the mean number
 # of IQR peaks, and the mean Jaccard overlap of the IQR peak sets.
 
 # %%
 variants = {f"σ={s:g}": trajectories(run, dataclasses.replace(cfg, sigma=s)) for s in (25.0, 50.0, 100.0, 400.0)}
 variants["states×2, σ=50"] = trajectories(run, cfg, scale=2.0)
+variants["hsic_text, σ=50"] = trajectories(run, dataclasses.replace(cfg, estimator="hsic_text", sigma=50.0))
 variants["hsic_text, σ grid"] = trajectories(run, dataclasses.replace(cfg, estimator="hsic_text", sigma=None))
 sens = compare_trajectories(variants, f"σ={cfg.sigma:g}", rule=cfg.peak_rule, tau=cfg.tau, k=cfg.top_k)
 display(sens.style.format(precision=3))
@@ -223,21 +235,29 @@ frame = pd.concat([trajectory_frame({pid: t[pid]}).assign(variant=name) for name
 grid = sns.relplot(data=frame, x="step", y="mi", row="variant", kind="line", height=1.5, aspect=5, linewidth=1,
                    facet_kws={"sharey": False})
 grid.set_titles("{row_name}")
-grid.figure.suptitle(f"Problem {pid} at four kernel widths (free y axes)", y=1.02)
+grid.figure.suptitle(f"{book.model_name(cfg, lm)}, problem {pid} at four kernel widths (free y axes)", y=1.02)
 plt.show()
 
-# %% [markdown]
-# Three things follow.
-#
-# * **Scale and σ are one parameter.** With a Gaussian kernel, multiplying the values by $c$ is
-#   exactly dividing σ by $c$: states×2 reproduces σ = 25 to rounding. So "σ = 50" means
-#   different things for models whose residual streams have different magnitudes. That alone could
-#   put Llama and Qwen trajectories on different scales, as in the paper's Fig. 2.
-# * **The peaks depend on σ.** The level falls as σ grows, and the rank order and the IQR peak
-#   sets change. The peaks at σ = 50 are not a σ-free property of the trace.
-# * **The paper's two estimators disagree.** The text's plain HSIC is three orders of magnitude
-#   smaller and only weakly rank-correlated with the code's statistic. The paper's text and its
-#   code describe different trajectories.
+# %%
+base = f"σ={cfg.sigma:g}"
+text50, textgrid = sens.loc["hsic_text, σ=50"], sens.loc["hsic_text, σ grid"]
+other_sigmas = sens.loc[[i for i in sens.index if i.startswith("σ=") and i != base]]
+scale_diff = scale_check.loc["states×2", "max_rel_diff"]
+book.show_markdown(book.reading(
+    "**Scale and σ are one parameter.** With a Gaussian kernel, multiplying the values by $c$ is exactly dividing "
+    "σ by $c$" + (": states×2 at σ = 50 reproduces σ = 25 to rounding." if scale_diff < 1e-9
+                  else f", yet here states×2 differs from σ = 25 by {scale_diff:.1e}.")
+    + " So \"σ = 50\" means different things for models whose residual streams have different magnitudes.",
+    f"**The peaks depend on σ.** At the other σ the Spearman correlation with σ = 50 is "
+    f"{other_sigmas['spearman'].min():.2f}–{other_sigmas['spearman'].max():.2f} and the IQR peak sets overlap by "
+    f"{other_sigmas['peak_jaccard'].min():.2f}–{other_sigmas['peak_jaccard'].max():.2f} (Jaccard).",
+    f"**The paper's two estimators.** At the same σ = 50, the text's plain HSIC has a mean "
+    f"{text50['mean_mi'] / sens.loc[base, 'mean_mi']:.2g} times the code's and a rank correlation of "
+    f"{text50['spearman']:.2f} with it; with the text's σ grid, {textgrid['mean_mi'] / sens.loc[base, 'mean_mi']:.2g} "
+    f"times and {textgrid['spearman']:.2f}. "
+    + ("The text and the code describe different trajectories." if min(text50["spearman"], textgrid["spearman"]) < 0.8
+       else "The two estimators order the steps alike."),
+))
 
 # %% [markdown]
 # ## 5. Which coordinates carry the statistic
@@ -251,12 +271,14 @@ dom = coordinate_dominance(run, cfg, thresholds=(10.0, 25.0, 50.0, 100.0))
 dom.style.format({"threshold": "{:g}", "kept_fraction": "{:.3f}", "mean_mi": "{:.3f}", "spearman": "{:.3f}",
                   "max_rel_diff": "{:.3f}", "n_peaks": "{:.2f}", "peak_jaccard": "{:.2f}"})
 
-# %% [markdown]
-# Keeping only the coordinates with $|v_i| \ge 25$, about a quarter of them, leaves the trajectory
-# and its peaks essentially unchanged. With $|v_i| \ge 50$, a few percent of the coordinates, the
-# rank order is still largely intact. So the statistic measures how the **largest coordinates**
-# of $h_t$ line up with those of $h_y$. Most of the residual stream is below the kernel's
-# resolution.
+# %%
+zeroed = dom.loc[[i for i in dom.index if i != "all"]]
+kept = [(row["threshold"], row["kept_fraction"], row["spearman"], row["peak_jaccard"]) for _, row in zeroed.iterrows()]
+book.show_markdown(book.reading(*[
+    f"Keeping only the coordinates with $|v_i| \\ge {t:g}$ ({k:.1%} of them) leaves a Spearman correlation of "
+    f"{r:.2f} with the full trajectory and an IQR peak overlap of {j:.2f}." for t, k, r, j in kept],
+    "Where a small kept fraction leaves the trajectory nearly unchanged, the statistic measures how the **largest "
+    "coordinates** of $h_t$ line up with those of $h_y$."))
 
 # %% [markdown]
 # ## 6. float32 vs float64
@@ -273,16 +295,16 @@ display(f32.style.format({"float64_dense": "{:.6f}", "float32_dense": "{:.6f}", 
 print(f"float32 relative error: median {f32.rel_err_float32.median():.1e}, max {f32.rel_err_float32.max():.1e}; "
       f"fast path: max {f32.rel_err_fast.max():.1e}")
 
-# %% [markdown]
-# At $d = 576$ the original float32 evaluation is off by 0.02–2% per step (median about 0.4%).
-# The cause is that most eigenvalues of $K_c$ lie at or below the ridge $\varepsilon d$, where
-# float32 rounding of $K$ is of the same size. `benchmarks/README.md` measures the same effect on
-# synthetic data: 2e-4 at $d = 4096$ with massive activations, about 25% on small Gaussian
-# vectors. The fast path agrees with float64 to about 1e-11.
-#
-# Do these errors move the peaks? The whole trajectories of the problems that have IQR peaks
-# (or of the first two problems, when none has one), once in the original float32 arithmetic
-# (`estimator="hsic_paper_dense"`, about 40 ms per step here) and once exactly:
+# %%
+book.show_markdown(book.reading(
+    f"At $d = {lm.d_model}$ the original float32 evaluation is off by {f32.rel_err_float32.min():.1e} to "
+    f"{f32.rel_err_float32.max():.1e} per step (median {f32.rel_err_float32.median():.1e}); the fast path agrees "
+    f"with float64 to {f32.rel_err_fast.max():.0e}.",
+    "The cause is that most eigenvalues of $K_c$ lie at or below the ridge $\\varepsilon d$, where float32 rounding "
+    "of $K$ is of the same size. `benchmarks/README.md` measures the same effect on synthetic data.",
+    "Do these errors move the peaks? The whole trajectories of the problems that have IQR peaks (or of the first two "
+    "problems, when none has one), once in the original float32 arithmetic (`estimator=\"hsic_paper_dense\"`) and "
+    "once exactly:", title="float32"))
 
 # %%
 peaky = [t for t in traces if len(peaks.find_peaks(trajs[t.problem_id], rule="iqr", tau=cfg.tau))] or traces[:2]
@@ -296,8 +318,7 @@ f32_peaks.style.format(precision=4)
 
 # %% [markdown]
 # An overlap of 1 means the float32 errors leave every IQR peak in place: the values sit far
-# enough from the fence. With values closer to the fence, or with the larger errors of the synthetic test, they
-# could move peaks.
+# enough from the fence. Below 1, they move peaks.
 
 # %% [markdown]
 # ## 7. What the trajectories correlate with
@@ -319,13 +340,13 @@ ax.set(xlabel="", ylabel="Spearman ρ with m_t (per problem)", title="What m_t m
 plt.show()
 corr.drop(columns=["id", "n_steps"]).agg(["mean", "median"]).style.format(precision=3)
 
-# %% [markdown]
-# Of these properties, the trajectory follows the **cosine similarity** of $h_t$ and $h_y$ most
-# closely (median ρ ≈ 0.55). Here that is the same as the correlation of their coordinates. It
-# follows the norm and the position only weakly, and the largest coordinate not at all.
-# Together with sections 2 and 5: $m_t$ is a kernelised similarity between the pattern of large
-# coordinates of the current state and that of a gold vector. The gold vectors share much of that
-# pattern across problems.
+# %%
+med = corr.drop(columns=["id", "n_steps"]).median()
+book.show_markdown(book.reading(
+    f"Of these properties, the trajectory follows **{med.idxmax()}** most closely (median ρ = {med.max():.2f}); "
+    + ", ".join(f"{p} {v:.2f}" for p, v in med.drop(med.idxmax()).items()) + " for the others.",
+    "The cosine similarity and the coordinate correlation coincide when the states are near zero-mean."
+    if abs(med["cosine"] - med["coord_pearson"]) < 0.05 else None))
 
 # %% [markdown]
 # ## The answer to issue #7
@@ -334,17 +355,13 @@ corr.drop(columns=["id", "n_steps"]).agg(["mean", "median"]).style.format(precis
 #   samples. The number is a normalised kernel dependence between the two vectors' coordinate
 #   values: a nonlinear similarity of two vectors, not the mutual information between random
 #   variables.
-# * It is dominated by the few coordinates whose values are large compared with σ. Of the
-#   properties tested, it moves most with the cosine similarity of $h_t$ and $h_y$.
 # * It depends on σ and on the scale of the values through σ/scale only, so levels cannot be
-#   compared across model families. The paper text's HSIC gives a different trajectory.
-# * On this model it does not know which problem's gold it is compared with: the own gold ranks
-#   at chance.
-# * The original float32 evaluation adds errors of up to about 2% per step; the book's evaluation
-#   is exact to about 1e-11.
+#   compared across model families.
 # * A dependence between states and solutions, if one exists, must be measured across problems
-#   (section 3). With the paper's 100 problems and a preset, this chapter does that on the
-#   paper's models.
+#   (section 3).
+#
+# What this run found for the rest (own gold, dominant coordinates, float32, estimators) is in
+# the readings above and the key numbers below, written from this run's numbers.
 
 # %% [markdown]
 # ## Key numbers (checked in CI)
@@ -369,6 +386,8 @@ key_numbers = {
     **{f"spearman vs sigma=50, {name}": float(row["spearman"]) for name, row in sens.iterrows()},
     **{f"IQR peak jaccard vs sigma=50, {name}": float(row["peak_jaccard"]) for name, row in sens.iterrows()},
     "hsic_text mean / hsic_paper mean": float(sens.loc["hsic_text, σ grid", "mean_mi"] / sens.loc["σ=50", "mean_mi"]),
+    "hsic_text (sigma=50) mean / hsic_paper mean": float(sens.loc["hsic_text, σ=50", "mean_mi"]
+                                                         / sens.loc["σ=50", "mean_mi"]),
     "states x2 == sigma 25 (max rel diff < 1e-9)": bool(scale_check.loc["states×2", "max_rel_diff"] < 1e-9),
     **{f"zeroing, {name}: kept fraction, spearman, peak jaccard": [row["kept_fraction"], row["spearman"],
                                                                     row["peak_jaccard"]]
@@ -382,6 +401,9 @@ key_numbers = {
 book.print_numbers(key_numbers, significant=3)
 book.print_numbers({"float32 relative error per step (min, median, max)": [
     f32.rel_err_float32.min(), f32.rel_err_float32.median(), f32.rel_err_float32.max()]}, significant=1)
+
+# %%
+book.save_key_numbers("09_what_hsic_measures", key_numbers, cfg, lm)  # for the overview page; shows nothing
 
 # %%
 book.provenance_cell(cfg, model=lm);

@@ -220,8 +220,19 @@ def test_book_has_every_chapter(built: Path):
 
     for chapter in toc_chapters():
         assert (built / "notebooks" / chapter.replace(".ipynb", ".html")).is_file(), chapter
-    for page in ("intro", "reproduce", "divergences", "changelog"):
+    for page in ("intro", "overview", "reproduce", "divergences", "changelog"):
         assert (built / "book" / f"{page}.html").is_file(), page
+
+
+def test_overview_lists_every_claim(built: Path):
+    from mipeaks.overview import CLAIMS, STATUSES
+
+    text = (built / "book" / "overview.html").read_text(encoding="utf-8")
+    rows = re.findall(r"<tr.*?</tr>", text[text.index("<table"):text.index("</table>")], flags=re.S)
+    assert len(rows) == len(CLAIMS) + 1  # header + one row per claim
+    for claim, row in zip(CLAIMS, rows[1:]):
+        cells = [re.sub(r"<.*?>", "", c).strip() for c in re.findall(r"<td.*?</td>", row, flags=re.S)]
+        assert cells[0] == claim.item and cells[-1] in STATUSES, cells
 
 
 def test_book_pages_have_images_no_errors_and_the_version(built: Path):

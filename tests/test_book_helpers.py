@@ -109,3 +109,165 @@ def test_print_numbers_significant_digits(capsys) -> None:
                        significant=2)
     assert capsys.readouterr().out.splitlines() == [
         "small : 2.1e-05", "mid   : 0.43", "big   : 1.2e+03", "n     : 7", "seq   : [0.012, 2]"]
+
+
+# ---------------------------------------------------------------------------
+# Text generated from the run (issue 11 §1) and the overview (§6)
+# ---------------------------------------------------------------------------
+
+CPU_CFG = {"model": "smollm2-135m-instruct", "dataset": "gsm8k", "n": 20, "dtype": "float32", "device": "cpu",
+           "prompt_style": "chat", "max_new_tokens": 128, "layer": "last"}
+R1_CFG = {**CPU_CFG, "model": "deepseek-ai/DeepSeek-R1-Distill-Llama-8B", "dataset": "math-train", "n": 100,
+          "dtype": "bfloat16", "prompt_style": "raw", "max_new_tokens": 512}
+
+
+def test_paper_model_names() -> None:
+    assert book.paper_model("deepseek-ai/DeepSeek-R1-Distill-Llama-8B") == "R1-Llama-8B"
+    assert book.paper_model("/data/models/deepseek-r1-distill-qwen-14b/") == "R1-Qwen-14B"  # a local copy
+    assert book.paper_model("Qwen/Qwen2.5-14B") == "Qwen2.5-14B"
+    assert book.paper_model("smollm2-135m-instruct") is None
+    assert book.paper_model("/tmp/tiny-llama") is None
+    assert book.model_name(CPU_CFG) == "SmolLM2-135M-Instruct"
+    assert book.model_name(R1_CFG) == "R1-Llama-8B"
+    assert book.model_name({"model": "/tmp/x/tiny-llama"}) == "tiny-llama"
+
+
+def test_model_box_names_the_run_not_the_cpu_default() -> None:
+    box = book.model_box(R1_CFG, settings="layer last, sigma=50")
+    assert box.startswith("```{important}") and box.endswith("```")
+    assert "**R1-Llama-8B**" in box and "bfloat16" in box and "the first 100 MATH train problems" in box
+    assert "It is the paper's R1-Llama-8B." in box and "not one of the paper's models" not in box
+    assert "Settings: layer last, sigma=50." in box
+    tiny = {**CPU_CFG, "model": "/tmp/runs/tiny-llama", "n": 3, "max_new_tokens": 8}
+    box = book.model_box(tiny, paper_settings=book.PAPER_MI_SETTINGS, note="No pair.")
+    assert "**tiny-llama**" in box and "the first 3 GSM8K test problems" in box
+    assert "**not one of the paper's models**" in box and "SmolLM2" not in box and "135M" not in box
+    assert "* `max_new_tokens` = `8` (the paper: `512`)" in box and "* `n` = `3` (the paper: `100`)" in box
+    assert "`layer`" not in box  # same as the paper's: not listed
+    assert box.splitlines()[-2] == "No pair."
+    assert book.model_box(tiny, n=2).count("the first 2 GSM8K test problems") == 1  # n actually run wins
+    assert "all MATH-500 problems" in book.model_box({**tiny, "dataset": "math500", "n": None})
+
+
+def test_figure_title_and_reading() -> None:
+    assert (book.figure_title("MI trajectories", CPU_CFG)
+            == "MI trajectories: SmolLM2-135M-Instruct, GSM8K test, n=20 (not one of the paper's models)")
+    assert book.figure_title("Peaks", R1_CFG, n=6) == "Peaks: R1-Llama-8B, MATH train, n=6"
+    assert book.reading("One.", None, "", " Two. ") == "**Reading.** One. Two."
+    assert book.reading(None) == ""
+
+
+def test_differences_lists_only_changed_fields() -> None:
+    assert book.differences(R1_CFG) == ""  # dtype is not one of the paper's MI settings
+    assert book.differences(CPU_CFG).splitlines() == [
+        "* `dataset` = `'gsm8k'` (the paper: `'math-train'`)", "* `n` = `20` (the paper: `100`)",
+        "* `prompt_style` = `'chat'` (the paper: `'raw'`)", "* `max_new_tokens` = `128` (the paper: `512`)"]
+
+
+def test_count_interval_garwood() -> None:
+    # exact Poisson 95% limits (Garwood 1936 tables): k=0: (0, 3.689); k=2: (0.242, 7.225); k=10: (4.795, 18.39)
+    assert book.count_interval(0) == pytest.approx((0.0, 3.6889), abs=1e-4)
+    assert book.count_interval(2) == pytest.approx((0.2422, 7.2247), abs=1e-4)
+    assert book.count_interval(10) == pytest.approx((4.7954, 18.3904), abs=1e-4)
+    with pytest.raises(ValueError, match="non-negative integer, got -1"):
+        book.count_interval(-1)
+    with pytest.raises(ValueError, match=r"level must be in \(0, 1\), got 1.5"):
+        book.count_interval(3, level=1.5)
+
+
+def test_tables_show_full_text() -> None:
+    book.init_notebook()
+    import pandas as pd
+
+    assert pd.get_option("display.max_colwidth") is None
+    long = "x" * 120
+    assert long in pd.DataFrame({"value": [long]}).to_html()
+
+
+def _notebook_with(tmp_path, stem: str, payload: dict | None) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("book.save_key_numbers(...)")
+    if payload is not None:
+        cell.outputs = [nbformat.v4.new_output("display_data", data={book.KEY_NUMBERS_MIME: payload})]
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), cell]
+    nbformat.write(nb, str(tmp_path / f"{stem}.ipynb"))
+
+
+def test_overview_statuses_from_numbers_and_model(tmp_path) -> None:
+    from mipeaks import overview
+
+    ch2 = {"mean IQR peak ratio": 0.05, "mean steps": 510.0}  # R1-Llama-8B's published ratio: 0.048
+    _notebook_with(tmp_path, "02_peak_statistics", book.key_numbers_payload("02_peak_statistics", ch2, R1_CFG))
+    _notebook_with(tmp_path, "04_thinking_tokens", book.key_numbers_payload(
+        "04_thinking_tokens", {"paper top-15 words in our top-15": 3, "top word 1: So (peaks, lift)": [9, 2.0]},
+        R1_CFG))
+    _notebook_with(tmp_path, "01_mi_trajectories", book.key_numbers_payload(
+        "01_mi_trajectories", {"problems": 20, "problems with >= 1 IQR peak": 6,
+                               "MI at IQR peaks (min, max)": [1.2, 1.9]}, CPU_CFG))
+    _notebook_with(tmp_path, "05_error_bounds", book.key_numbers_payload(
+        "05_error_bounds", {"random tables": 200, "tables violating Thm 1": 0, "tables violating Thm 2": 1},
+        BoundsConfig()))
+    _notebook_with(tmp_path, "08_ttts", book.key_numbers_payload(
+        "08_ttts", {}, R1_CFG, findings={"Fig. 7": {"ours": "accuracy 0.8 -> 0.85", "holds": True}}))
+    _notebook_with(tmp_path, "07_recycling", None)  # executed, but without key numbers
+    records = overview.read_key_numbers(tmp_path)
+    assert set(records) == {"01_mi_trajectories", "02_peak_statistics", "04_thinking_tokens", "05_error_bounds",
+                            "08_ttts"}
+    table = overview.claims_table(records).set_index("paper")
+    status = table["status"].to_dict()
+    assert status["Table 1"] == "reproduced"  # 0.05 within a factor 2 of 0.048
+    assert status["Fig. 4, 8"] == "not reproduced"  # 3 of 15 words
+    assert status["Fig. 1–2"] == "not reproducible on this model"  # SmolLM2 can never reproduce
+    assert status["Theorems 1–2"] == "fails"  # one violating table
+    assert status["Fig. 7"] == "reproduced" and table.loc["Fig. 7", "our numbers"] == "accuracy 0.8 -> 0.85"
+    assert status["Fig. 6"] == status["Fig. 5"] == "pending a GPU preset run"  # no key numbers
+    assert status["Fig. 3, Table 2"] == "pending a GPU preset run"
+    assert status["Table 3"] == "not run"
+    assert set(status.values()) <= set(overview.STATUSES)
+    assert table.loc["Table 1", "our run (model, n, hardware)"] == "R1-Llama-8B, n=100, CPU"
+    assert "(paper, same model: 0.048)" in table.loc["Table 1", "our numbers"]
+    # far from the published ratio: not reproduced
+    far = book.key_numbers_payload("02_peak_statistics", {**ch2, "mean IQR peak ratio": 0.2}, R1_CFG)
+    assert overview.claims_table({"02_peak_statistics": far}).set_index("paper").loc["Table 1", "status"] == (
+        "not reproduced")
+    text = overview.claims_markdown(tmp_path)
+    assert text.splitlines()[0].startswith("| paper | the paper's finding |")
+    assert "{doc}`2 <../notebooks/02_peak_statistics>`" in text and "**reproduced**" in text
+
+
+def test_key_numbers_payload_is_json() -> None:
+    import json
+
+    payload = book.key_numbers_payload("01_x", {"a": np.float32(0.5), "b": [np.int64(2), math.nan], "c": True},
+                                       CPU_CFG)
+    assert json.loads(json.dumps(payload))["key_numbers"] == {"a": 0.5, "b": [2, None], "c": True}
+    assert payload["paper_model"] is None and payload["model_name"] == "SmolLM2-135M-Instruct"
+    assert payload["n"] == 20 and payload["hardware"] == "CPU"
+
+
+@pytest.mark.parametrize("stem", ["01_mi_trajectories", "02_peak_statistics", "03_reasoning_vs_base",
+                                  "04_thinking_tokens", "09_what_hsic_measures"])
+def test_mi_chapters_type_no_model_or_run_size(stem) -> None:
+    """Issue 11 §1: what names the model or the run's size is generated, not typed into the chapter."""
+    import jupytext
+
+    nb = jupytext.read(str(book.NOTEBOOK_DIR / f"{stem}.py"))
+    text = "\n".join(c.source for c in nb.cells if "parameters" not in c.metadata.get("tags", []))
+    for typed in ("SmolLM2", "135M", "CPU default", "first 20", "our 20", "20 problems", "NOT the paper",
+                  "d = 576", "sentence-initial"):
+        assert typed not in text, f"{stem} types {typed!r}: generate it from the config and results"
+    assert "book.model_box(" in text and "book.save_key_numbers(" in text
+
+
+@pytest.mark.slow
+def test_embedded_model_conversion_prints_nothing(tmp_path, monkeypatch, capfd) -> None:
+    """Issue 11 §5: the one-time GGUF conversion's progress bars must not land in chapter 1."""
+    from mipeaks.models import _embedded_snapshot
+
+    monkeypatch.setenv("MIPEAKS_CACHE", str(tmp_path))
+    path = _embedded_snapshot()  # a fresh cache: converts the GGUF once
+    assert (path / "mipeaks-source.txt").is_file()
+    out, err = capfd.readouterr()
+    assert out == "" and err == "", (out + err)[:200]

@@ -273,3 +273,13 @@ def test_paper_tables_are_frame_friendly():
     assert set(t2.index) == set(PAPER_TABLE2_PAIRS)
     t3 = pd.DataFrame(PAPER_TABLE3)
     assert t3.shape == (4, 4) and t3["aom_gpqa"].iloc[1] == 4.0809
+
+
+def test_iqr_fence_hand_computed():
+    from mipeaks.peaks import iqr_fence
+
+    # M_B: Q1 = 1, Q3 = 3.25 (see test_quartiles_hand_computed) -> fence 3.25 + 1.5 * 2.25 = 6.625
+    assert iqr_fence(M_B) == pytest.approx(6.625)
+    assert iqr_fence([0, 0, 0, 1, 2], tau=1.0) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        iqr_fence(M_B, tau=-1.0)

@@ -197,3 +197,20 @@ def test_bad_inputs():
         bounds_curve(0.5, [], 3)
     with pytest.raises(ValueError, match=">= 0"):
         bounds_curve(0.5, [0.1, -0.2], 3)
+
+
+def test_random_table_check():
+    from mipeaks.theory import random_table_check
+
+    tables = random_table_check(3, 50, seed=1, n_obs=4)
+    assert len(tables) == 50 and list(tables.columns) == ["H(y|h)", "Bayes error", "lower", "upper", "lower ok",
+                                                          "upper ok"]
+    assert tables["lower ok"].all() and tables["upper ok"].all()  # the theorems hold on every table
+    assert (tables["H(y|h)"] <= math.log2(3) + 1e-12).all() and (tables["Bayes error"] <= 2 / 3 + 1e-12).all()
+    assert tables.equals(random_table_check(3, 50, seed=1, n_obs=4))  # seeded
+    # one table by hand: the same first draw, recomputed from the module's primitives
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.full(12, 10 ** rng.uniform(-1.5, 0.7))).reshape(3, 4)
+    assert tables.loc[0, "Bayes error"] == pytest.approx(1 - p.max(axis=0).sum())
+    with pytest.raises(ValueError, match="n_tables must be a positive integer, got 0"):
+        random_table_check(3, 0)

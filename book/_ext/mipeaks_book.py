@@ -13,6 +13,10 @@ checkout's git commit) and sets:
   MathJax 2 files are copied to ``_static/mathjax``), so the math of a book read offline renders;
   without it, Sphinx's default CDN copy of MathJax 3.
 
+It also adds the ``mipeaks-claims`` directive of ``book/overview.md``: the table of the paper's
+claims and this book's status on each, built by :func:`mipeaks.overview.claims_markdown` from the
+key numbers stored in the executed chapters (``notebooks/*.ipynb`` of the source tree being built).
+
 Config values (set under ``sphinx: config:`` in ``_config.yml``):
     mipeaks_banner: text after the version in the banner (what produced the numbers).
     mipeaks_switcher_url: where the switcher list is fetched from at view time.
@@ -89,7 +93,32 @@ def _copy_mathjax(app: Any, exception: Exception | None) -> None:
         shutil.copytree(source, Path(app.outdir) / "_static" / "mathjax", dirs_exist_ok=True)
 
 
+def _claims_directive() -> type:
+    from docutils import nodes
+    from docutils.statemachine import StringList
+    from sphinx.util.docutils import SphinxDirective
+
+    class ClaimsDirective(SphinxDirective):
+        """``{mipeaks-claims}``: the overview table, parsed as Markdown in place."""
+
+        has_content = False
+
+        def run(self) -> list[Any]:
+            from mipeaks.overview import claims_markdown
+
+            notebooks = Path(self.env.srcdir) / "notebooks"
+            for path in sorted(notebooks.glob("*.ipynb")):  # rebuild the page when a chapter changes
+                self.env.note_dependency(str(path))
+            container = nodes.container(classes=["mipeaks-claims"])
+            text = claims_markdown(notebooks).splitlines()
+            self.state.nested_parse(StringList(text, source="mipeaks-claims"), self.content_offset, container)
+            return [container]
+
+    return ClaimsDirective
+
+
 def setup(app: Any) -> dict[str, Any]:
+    app.add_directive("mipeaks-claims", _claims_directive())
     app.add_config_value("mipeaks_banner", "", "html")
     app.add_config_value("mipeaks_switcher_url", "switcher.json", "html")
     app.connect("config-inited", _config_inited)

@@ -1,0 +1,85 @@
+"""Issue 11 §1: a book built with a preset is labelled with the preset's model, not the CPU default.
+
+The MI chapters (1-5, 9) run from their ``.py`` sources on a tiny random Llama saved to a local
+directory (a preset in the format of ``notebooks/params/``), then the book is built from them
+(other chapters: the committed ones) with ``-W``. Their pages must name the tiny model, its n and
+its settings, and must not say SmolLM2, 135M or "CPU default" outside the parameters cell (which
+shows the defaults that papermill then overrides). The overview page must list the tiny model's
+runs as "not reproducible on this model".
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import jupytext
+import pytest
+import torch
+import yaml
+
+from mipeaks import book
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = ("01_mi_trajectories", "02_peak_statistics", "03_reasoning_vs_base", "04_thinking_tokens",
+            "05_error_bounds", "09_what_hsic_measures")
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+def _save_tiny_llama(path: Path, tokenizer_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).float().eval().save_pretrained(path)
+    tok.save_pretrained(path)
+
+
+def _page_text(html: str) -> str:
+    """Visible text of a page, without the parameters cell's source and without scripts."""
+    html = re.sub(r"<script.*?</script>", "", html, flags=re.S)
+    html = re.sub(r'<div class="cell tag_parameters.*?</div>\s*</div>\s*</div>', "", html, flags=re.S)
+    return re.sub(r"<.*?>", " ", html)
+
+
+@pytest.mark.slow
+def test_preset_book_names_the_preset_model(tmp_path, tokenizer_dir) -> None:
+    import papermill
+
+    from build_book import build
+
+    model_dir = tmp_path / "tiny-llama-preset"
+    _save_tiny_llama(model_dir, tokenizer_dir)
+    mi = {"n": 3, "max_new_tokens": 16, "top_k": 2, "prompt_style": "raw", "batch_size": 1,
+          "run_root": str(tmp_path / "runs")}
+    preset_file = tmp_path / "tiny.yaml"
+    preset_file.write_text(yaml.safe_dump({
+        "description": "tiny random Llama", "shared": {"model": str(model_dir), "dtype": "float32", "device": "cpu"},
+        "notebooks": {**{stem: dict(mi) for stem in CHAPTERS if stem != "05_error_bounds"},
+                      "05_error_bounds": {"n_classes": 4, "points": 21, "n_tables": 50}}}))
+    preset = book.load_preset(preset_file)
+    out = tmp_path / "notebooks"
+    out.mkdir()
+    for stem in CHAPTERS:
+        source = tmp_path / f"{stem}.src.ipynb"
+        jupytext.write(jupytext.read(str(ROOT / "notebooks" / f"{stem}.py")), str(source))
+        papermill.execute_notebook(str(source), str(out / f"{stem}.ipynb"),
+                                   parameters=book.preset_parameters(preset, ROOT / "notebooks" / f"{stem}.py"),
+                                   cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False)
+    html = build(out, work=tmp_path / "book", execute="off", banner="Preset tiny", fallback=ROOT / "notebooks",
+                 quiet=True)
+    for stem in CHAPTERS:
+        text = _page_text((html / "notebooks" / f"{stem}.html").read_text(encoding="utf-8"))
+        for typed in ("SmolLM2", "135M", "CPU default", "smollm2"):
+            assert typed not in text, f"{stem}: the page says {typed!r} in a preset book"
+        if stem != "05_error_bounds":  # chapter 5 runs no model
+            assert "Which model produced these numbers." in text and "tiny-llama-preset" in text, stem
+            assert "the first 3 GSM8K test problems" in text and "16 new tokens" in text, stem
+            assert "not one of the paper" in text, stem
+    overview = _page_text((html / "book" / "overview.html").read_text(encoding="utf-8"))
+    assert overview.count("tiny-llama-preset, n=3, CPU") == 5  # Fig. 1-2, Table 1, Table 2, Fig. 4, issue #7
+    assert "not reproducible on this model" in overview and "holds" in overview
