@@ -38,7 +38,7 @@ from . import validation
 from .data import DATASETS, PROMPT_STYLES, Problem, encode_prompt, format_prompt, load_problems
 from .forcing import teacher_force
 from .generation import Intervention, generate
-from .grading import MODES, grade
+from .grading import EXTRACTIONS, MODES, grade
 from .lens import PAPER_THINKING_TOKENS_R1_LLAMA_8B, ThinkingToken, load_thinking_tokens
 from .models import DTYPES, LoadedModel, load_model
 from .provenance import git_commit, runs_root, versions
@@ -105,6 +105,9 @@ class EvalConfig:
         prompt_style: ``"deepseek-math"`` (the paper's evaluation), ``"raw"`` or ``"chat"``.
         max_new_tokens: generation length (TTTS/Origin: the default ``total_budget``).
         grading: ``"verify"`` or ``"paper"`` (see :mod:`mipeaks.grading`).
+        extraction: how the answer is found in the output: ``"ours"`` (the last box first, see
+            :mod:`mipeaks.grading`) or ``"harness"`` (the Qwen2.5-Math harness's order exactly; the
+            paper presets).
         intervention: None (baseline), ``"suppress"``, ``"recycle"``, ``"ttts"`` or ``"origin"``.
         params: the intervention's parameters (fields of :class:`~mipeaks.suppression.SuppressConfig`,
             :class:`~mipeaks.recycling.RecycleConfig` or :class:`~mipeaks.ttts.TTTSConfig`).
@@ -123,6 +126,7 @@ class EvalConfig:
     prompt_style: str = "deepseek-math"
     max_new_tokens: int = 512
     grading: str = "verify"
+    extraction: str = "ours"
     intervention: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
@@ -140,6 +144,7 @@ class EvalConfig:
         validation.check_choice(self, "dataset", DATASETS)
         validation.check_choice(self, "prompt_style", PROMPT_STYLES)
         validation.check_choice(self, "grading", MODES)
+        validation.check_choice(self, "extraction", EXTRACTIONS)
         validation.check_choice(self, "dtype", DTYPES)
         validation.check_device(self)
         validation.check_min(self, "n", 1, optional=True)
@@ -562,7 +567,7 @@ def _decode(model: LoadedModel, config: EvalConfig, problems: Sequence[Problem],
     for problem, prompt, row in zip(problems, prompts, rows):
         if "gold_logprob" not in row:
             row["gold_logprob"] = gold_logprob(model, prompt.tolist() + _reasoning_ids(row), problem.answer)
-        graded = grade(row.pop("graded"), problem.answer, mode=config.grading)
+        graded = grade(row.pop("graded"), problem.answer, mode=config.grading, extraction=config.extraction)
         out.append(dict(id=problem.id, dataset=problem.dataset or config.dataset,
                         prompt=format_prompt(problem, config.prompt_style, tok), prompt_tokens=len(prompt),
                         **{k: row.pop(k) for k in ("output_ids", "output_text")},

@@ -96,6 +96,7 @@ n = 40  # the paper: the whole benchmark
 prompt_style = "deepseek-math"  # the paper's evaluation prompt
 max_new_tokens = 48  # the paper: thousands
 grading = "verify"
+extraction = "ours"  # "harness": the Qwen2.5-Math harness's answer extraction (the paper presets)
 intervention = "suppress"
 params = {"case_sensitive": False}  # mask every case of each word (the official list's ids: same case only)
 seed = 0  # seed of the random control words
@@ -271,6 +272,16 @@ for row in sweep.to_dict("records"):
         f"{key}: gold log-prob / change vs k=0": f"{row['mean_gold_logprob']:.3f} / {row['gold_logprob_diff']:+.3f}",
         f"{key}: change vs k=0, 95% interval": [row["gold_logprob_diff_ci_low"], row["gold_logprob_diff_ci_high"]],
     }, digits=3)
+
+# %%
+# The overview page reads this chapter's finding from here (the paper's Fig. 5 claim, decided from the numbers).
+t_max, r_max = think.loc[kmax], rand.loc[kmax]
+book.save_key_numbers("06_suppression", {"k max": kmax, "thinking accuracy": t_max.accuracy,
+                                         "random accuracy": r_max.accuracy}, cfg, lm, findings={"Fig. 5": {
+    "ours": (f"k={kmax}: thinking-word mask {t_max.correct}/{t_max.n} correct, random mask "
+             f"{r_max.correct}/{r_max.n} (95% intervals {t_max.ci_low:.0%}-{t_max.ci_high:.0%} and "
+             f"{r_max.ci_low:.0%}-{r_max.ci_high:.0%})"),
+    "holds": bool(t_max.ci_high < r_max.ci_low)}})
 
 # %%
 book.provenance_cell(cfg, model=lm);
