@@ -332,6 +332,14 @@ def arith_problems(n: int, *, seed: int = 0, steps: int | Iterable[int] | None =
                                                                    @48: 8/40 = 20% (10-35%)
     ======  ============================  ================  =====  ======================  ============
 
+    Four more baseline trials at the chapters' 48 tokens (1 step, small numbers, ``batch_size=8``),
+    run after the choice and before any intervention, to see whether a template subset or the chat
+    prompt reaches the range: add + subtract with ``deepseek-math`` 9/40 = 22% (12-38%); add only
+    with ``deepseek-math`` 12/40 = 30% (18-45%); add + subtract with ``chat`` 14/40 = 35% (22-50%)
+    and, on 80 problems, 21/80 = 26% (18-37%); all four templates with ``chat`` 7/40 = 18% (9-32%).
+    Most misses are outputs cut at 48 tokens before the answer. None is clearly inside 30-70%, so
+    the choice stays trial E's.
+
     "Two-digit": starts 12-60, additions up to 30, 2-9 boxes of 2-12; "small" (kept): starts
     5-20, additions and subtractions 2-9, 2-5 boxes of 2-6, factors 2-3, shares among 2-5. The
     135M model errs on one-digit arithmetic itself ("8 - 2 = 4"), and more steps or an extra
