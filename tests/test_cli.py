@@ -125,7 +125,7 @@ def test_preset_values_are_overridden_by_the_command_line():
     (["collect", "--bogus", "1"], "unrecognized arguments: --bogus"),
     (["collect", "--max-new-tokens", "abc"], "argument --max-new-tokens: expected an int, got 'abc'"),
     (["eval", "--device", "tpu"], "argument --device: expected cpu, cuda, cuda:N, mps or auto, got 'tpu'"),
-    (["collect", "--dataset", "gsm9k"], "argument --dataset: expected one of aime24, gsm8k"),
+    (["collect", "--dataset", "gsm9k"], "argument --dataset: expected one of aime24, arith, gsm8k"),
     (["mi", "--prompt-style", "fancy"], "argument --prompt-style: expected one of raw, deepseek-math, chat"),
     (["sweep", "ttts", "--budgets", "a,b"], "argument --budgets: expected comma-separated ints"),
     (["eval", "--params", "[1, 2]"], "argument --params: expected a YAML/JSON mapping"),

@@ -76,7 +76,7 @@ def test_recycling_and_gold_score_equal(pair, tmp_path):
     reference, dispatched = pair
     problems = [Problem(id="p0", question=PROMPT, solution="48 / 2 = 24. 48 + 24 = 72.", answer="72"),
                 Problem(id="p1", question="What is 3 + 4?", solution="3 + 4 = 7.", answer="7")]
-    base = EvalConfig(dataset="tiny", prompt_style="raw", max_new_tokens=10, dtype="float32")
+    base = EvalConfig(dataset="gsm8k", prompt_style="raw", max_new_tokens=10, dtype="float32")
     origin = evaluate(reference, problems, base, out_path=tmp_path / "origin.jsonl", progress=False)
     # trigger on ids the model really emits, so RR's recomputed step runs (p = 1: every trigger)
     ids = sorted({i for r in origin.records for i in r["output_ids"][:4]})
