@@ -126,7 +126,7 @@ def render(slug: str) -> str:
         "    intervention: recycle",
         f"    params: {{layer: {layer}, words: [{words}], p: 0.5}}  # layer: {layer_note}; words, p: [C]",
         "    seed: 0  # [C] run_RR.sh",
-        "    batch_size: 1  # [C] one problem at a time",
+        "    batch_size: 8  # [ours] the code decodes one at a time; each row's coin is its own, so batches equal batch 1",
         "  08_ttts:",
         "    dataset: gsm8k  # [P] Fig. 7's GSM8K panel (set math500 or aime24 for the others)",
         "    n: null  # [P] the whole benchmark",
@@ -138,7 +138,7 @@ def render(slug: str) -> str:
         "    intervention: ttts",
         "    params: {word: Wait, base_tokens: null, answer_tokens: 16}  # word: [ours] not stated; answer_tokens: [C]",
         "    seed: 0",
-        "    batch_size: 1  # TTTS decodes one problem at a time",
+        "    batch_size: 8  # [ours] one KV cache per batch; rows continue, append words and stop on their own",
     ]
     return "\n".join(lines) + "\n"
 

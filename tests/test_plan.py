@@ -97,14 +97,15 @@ def test_r1_llama_8b_recycling_recomputed_by_hand():
     params = 8_030_261_248  # DeepSeek-R1-Distill-Llama-8B: 32 blocks, d 4096, 8 KV heads of 128, bf16
     weights = params * 2
     kv_token = 2 * 32 * 8 * 128 * 2
-    prompt, new, n, arms = 256, 16000, 30, 3  # run_RR.sh: 16000 new tokens; AIME24: 30 problems
+    prompt, new, n, arms, batch = 256, 16000, 30, 3, 8  # run_RR.sh: 16000 new tokens; AIME24: 30 problems
     assert row["layers"] == "RR 23"
     assert row["generated"] == arms * n * new == 1_440_000
     assert row["weights_GiB"] == pytest.approx(weights / 2**30)
-    assert row["kv_GiB"] == pytest.approx(kv_token * (prompt + new) / 2**30)
+    assert row["kv_GiB"] == pytest.approx(kv_token * (prompt + new) * batch / 2**30)
     assert row["devices"] == 1
-    t_step = (weights + kv_token * (prompt + new / 2)) / 2.039e12 + 0.026  # A100-80GB; 26 ms bridge overhead
-    decode = arms * n * new * (1 + 0.05 * (0.5 + 1.0) / 3) * t_step  # RR arms recompute p x 5% of steps
+    # a batch of 8 reads the weights once per step and its 8 KV caches; 4 batches of 30 problems per arm
+    t_step = (weights + kv_token * (prompt + new / 2) * batch) / 2.039e12 + 0.026  # A100-80GB; 26 ms overhead
+    decode = arms * math.ceil(n / batch) * new * (1 + 0.05 * (0.5 + 1.0) / 3) * t_step  # RR arms: p x 5% redone
     teacher = arms * n * (prompt + new)  # gold-answer score per record
     prefill = 2 * params * (teacher + arms * n * prompt) / (312e12 * 0.4)
     assert row["teacher_forced"] == teacher
