@@ -18,33 +18,21 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import tempfile
 from pathlib import Path
 
 from mipeaks.data import load_problems
-from mipeaks.evaluate import EvalConfig, SuppressionSweepConfig, TTTSSweepConfig, evaluate, ttts_sweep
-from mipeaks.models import EMBEDDED_MODEL, load_model
+from mipeaks.evaluate import SuppressionSweepConfig, TTTSSweepConfig, evaluate, ttts_sweep
+from mipeaks.models import EMBEDDED_MODEL, count_forward_calls, load_model
 from mipeaks.suppression import random_control_words, thinking_words
-
-
-@contextlib.contextmanager
-def forward_calls(model):
-    """Counts forward calls of ``model.hf_model``."""
-    calls = [0]
-    handle = model.hf_model.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
-    try:
-        yield calls
-    finally:
-        handle.remove()
 
 
 def ttts_counts(model, problems, budgets, answer_tokens, batch_size, out: Path) -> dict:
     """Forward calls: the sweep, the largest budget alone, every budget from scratch."""
     cfg = TTTSSweepConfig(max_new_tokens=max(budgets), budgets=tuple(budgets), batch_size=batch_size,
                           params={"answer_tokens": answer_tokens}, out_dir=str(out / "sweep"))
-    with forward_calls(model) as sweep:
+    with count_forward_calls(model) as sweep:
         ttts_sweep(model, problems, cfg, progress=False)
 
     def alone(budget, where):
@@ -52,7 +40,7 @@ def ttts_counts(model, problems, budgets, answer_tokens, batch_size, out: Path) 
         for method in ("origin", "ttts"):
             c = cfg.eval_config(intervention=method, out_dir=str(out / where),
                                 params={"answer_tokens": answer_tokens, "total_budget": budget})
-            with forward_calls(model) as calls:
+            with count_forward_calls(model) as calls:
                 evaluate(model, problems, c, progress=False)
             n += calls[0]
         return n
@@ -71,14 +59,14 @@ def suppression_counts(model, problems, ks, max_new_tokens, batch_size, out: Pat
     exclude = [str(getattr(t, "word", t)) for t in tokens]
     arms = {"thinking": thinking_words(tokens, max(ks)),
             "random": random_control_words(model, max(ks), cfg.seed, exclude=exclude)}
-    with forward_calls(model) as calls:
+    with count_forward_calls(model) as calls:
         base = evaluate(model, problems, cfg.eval_config(intervention=None, params={}), progress=False)
     rows = [dict(arm="baseline (= an arm from scratch)", k=0, calls=calls[0], decoded=len(problems))]
     for k in ks:
         for arm, words in arms.items():
             if k == 0:
                 continue
-            with forward_calls(model) as calls:
+            with count_forward_calls(model) as calls:
                 res = evaluate(model, problems, cfg.eval_config(params={"words": words[:k]}), reuse=base,
                                progress=False)
             decoded = sum(r["reused_prefix"]["tokens"] < len(r["output_ids"]) for r in res.records)

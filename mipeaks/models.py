@@ -41,6 +41,7 @@ __all__ = [
     "LoadedModel",
     "ModelNotAvailableError",
     "cache_dir",
+    "count_forward_calls",
     "load_model",
     "wrap_model",
 ]
@@ -237,6 +238,21 @@ class LoadedModel:
             "device": str(self.device),
             **self.extra,
         }
+
+
+@contextmanager
+def count_forward_calls(model: LoadedModel) -> Iterator[list[int]]:
+    """Count calls of ``model.hf_model``'s forward while the context is open (``calls[0]``).
+
+    Every decoding step, prefill and teacher-forced chunk is one call, whatever the batch size: the
+    unit the benchmarks and tests use to show wasted work.
+    """
+    calls = [0]
+    handle = model.hf_model.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    try:
+        yield calls
+    finally:
+        handle.remove()
 
 
 def cache_dir() -> Path:

@@ -6,28 +6,17 @@ a stand-alone run writes; the savings are counted as forward calls of the Huggin
 
 from __future__ import annotations
 
-import contextlib
 
 import pytest
 
 from mipeaks.data import Problem
 from mipeaks.evaluate import EvalConfig, TTTSSweepConfig, evaluate, load_result, ttts_sweep
 from mipeaks.ttts import replay_budget
+from mipeaks.models import count_forward_calls
 
 QUESTIONS = [("What is 2 + 3?", "5"), ("Tom has 4 apples and buys 2 more. How many apples does he have?", "6"),
              ("What is 10 times 3?", "30"), ("Is 7 a prime number?", "yes")]
 PROBLEMS = [Problem(id=f"q{i}", question=q, solution="", answer=a, dataset="toy") for i, (q, a) in enumerate(QUESTIONS)]
-
-
-@contextlib.contextmanager
-def forward_calls(model):
-    """Counts forward calls of ``model.hf_model`` (one per decoding step, prefill or teacher-forced pass)."""
-    calls = [0]
-    handle = model.hf_model.register_forward_pre_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
-    try:
-        yield calls
-    finally:
-        handle.remove()
 
 
 def _strip(records):
@@ -55,7 +44,7 @@ def test_ttts_sweep_reads_every_budget_off_the_largest(embedded, tmp_path) -> No
     m = embedded
     cfg = TTTSSweepConfig(prompt_style="chat", max_new_tokens=28, budgets=(6, 12, 20, 28), batch_size=4,
                           params={"answer_tokens": 4}, out_dir=str(tmp_path / "sweep"))
-    with forward_calls(m) as sweep_calls:
+    with count_forward_calls(m) as sweep_calls:
         df = ttts_sweep(m, PROBLEMS, cfg, progress=False)
     reused = []
     for budget, method, path in df[["budget", "method", "path"]].itertuples(index=False, name=None):
@@ -68,7 +57,7 @@ def test_ttts_sweep_reads_every_budget_off_the_largest(embedded, tmp_path) -> No
         reused += [r["reused_prefix"]["tokens"] for r in res.records if "reused_prefix" in r]
     assert sum(df[df.method == "ttts"]["continuations"]) > 0  # the word path is exercised
     assert len(reused) == 7 * len(PROBLEMS) and min(reused) > 0
-    with forward_calls(m) as top_calls:
+    with count_forward_calls(m) as top_calls:
         for method in ("ttts", "origin"):
             evaluate(m, PROBLEMS, cfg.eval_config(intervention=method, params={"answer_tokens": 4, "total_budget": 28},
                                                   out_dir=str(tmp_path / "top")), progress=False)
@@ -77,7 +66,7 @@ def test_ttts_sweep_reads_every_budget_off_the_largest(embedded, tmp_path) -> No
 
 def _arm_equals_alone(m, base, tmp_path, intervention, params):
     cfg = base.config.eval_config(intervention=intervention, params=params, out_dir=str(tmp_path / intervention))
-    with forward_calls(m) as calls:
+    with count_forward_calls(m) as calls:
         arm = evaluate(m, PROBLEMS, cfg, reuse=base, progress=False)
     alone = evaluate(m, PROBLEMS, replace_dir(cfg, tmp_path / "alone", 1), progress=False)
     assert _strip(arm.records) == _strip(alone.records)
