@@ -12,6 +12,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest
 import torch
 
+from mipeaks.generation import Intervention
 from mipeaks.models import EMBEDDED_MODEL, cache_dir, load_model, wrap_model
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -49,15 +50,34 @@ def tokenizer_dir(embedded) -> Path:
 TINY_ARCHS = ("llama", "qwen2", "qwen3")
 
 
-def build_tiny(arch: str, tokenizer_dir: Path, *, n_layers: int = 3, seed: int = 0):
-    """A tiny random causal LM of the given architecture, wrapped in a TransformerBridge."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Qwen2Config, Qwen3Config
+def tiny_config(tok, arch: str = "llama", **overrides):
+    """The config of a tiny random causal LM (hidden 64, 4 heads, 2 KV heads) over ``tok``'s vocabulary."""
+    from transformers import LlamaConfig, Qwen2Config, Qwen3Config
 
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    common = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=n_layers,
+    common = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=3,
                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
                   bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
-    config = {"llama": LlamaConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}[arch](**common)
+    return {"llama": LlamaConfig, "qwen2": Qwen2Config, "qwen3": Qwen3Config}[arch](**{**common, **overrides})
+
+
+class Force(Intervention):
+    """Forces a fixed continuation, then the ``stop`` token (a test plug-in of ``generate``)."""
+
+    def __init__(self, ids: list[int], stop: int):
+        self.ids, self.stop = ids, stop
+
+    def process_logits(self, step, logits):
+        out = torch.full_like(logits, float("-inf"))
+        out[:, self.ids[step.index] if step.index < len(self.ids) else self.stop] = 0.0
+        return out
+
+
+def build_tiny(arch: str, tokenizer_dir: Path, *, n_layers: int = 3, seed: int = 0):
+    """A tiny random causal LM of the given architecture, wrapped in a TransformerBridge."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = tiny_config(tok, arch, num_hidden_layers=n_layers)
     torch.manual_seed(seed)
     hf = AutoModelForCausalLM.from_config(config).float().eval()
     return wrap_model(hf, tok, name=f"tiny-{arch}", source="random init from config")

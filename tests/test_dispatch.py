@@ -17,18 +17,18 @@ from mipeaks.data import Problem
 from mipeaks.evaluate import EvalConfig, evaluate, gold_logprob
 from mipeaks.models import load_model
 
+from conftest import tiny_config
+
 PROMPT = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May."
 
 
 @pytest.fixture(scope="module")
 def saved_tiny(tmp_path_factory, tokenizer_dir):
     """A tiny random Llama saved to disk, with blocks large enough that the CPU budget splits it."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=4096, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
+    config = tiny_config(tok, intermediate_size=4096, num_hidden_layers=4)
     torch.manual_seed(0)
     hf = AutoModelForCausalLM.from_config(config).float().eval()
     path = tmp_path_factory.mktemp("tiny-llama")

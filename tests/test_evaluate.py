@@ -23,26 +23,15 @@ from mipeaks.evaluate import (
     ttts_sweep,
     wilson_interval,
 )
-from mipeaks.generation import Intervention
 from mipeaks.lens import ThinkingToken, save_thinking_tokens
 from mipeaks.suppression import word_ids
 from mipeaks.ttts import ANSWER_SUFFIX
 
+from conftest import Force
+
 PROBLEMS = [Problem(id=f"p{i}", question=f"Tom has {i} apples and buys 2 more. How many now?",
                     solution="", answer=str(i + 2), dataset="toy") for i in range(3)]
 FIELDS = {"id", "prompt", "output_ids", "output_text", "extracted", "gold", "correct", "tokens", "seconds"}
-
-
-class Force(Intervention):
-    """Forces a fixed continuation, then the stop token."""
-
-    def __init__(self, ids: list[int], stop: int):
-        self.ids, self.stop = ids, stop
-
-    def process_logits(self, step, logits):
-        out = torch.full_like(logits, float("-inf"))
-        out[:, self.ids[step.index] if step.index < len(self.ids) else self.stop] = 0.0
-        return out
 
 
 def _strip(records):

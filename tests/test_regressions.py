@@ -16,11 +16,13 @@ from mipeaks import mi
 from mipeaks.collect import CollectConfig, collect
 from mipeaks.data import Problem, encode_prompt
 from mipeaks.evaluate import EvalConfig, EvalResult, _mean_ci, compare_arms, evaluate, gold_logprob
-from mipeaks.generation import Intervention, generate
+from mipeaks.generation import generate
 from mipeaks.models import wrap_model
 from mipeaks.peaks import peak_stats
 from mipeaks.pipeline import correlates
 from mipeaks.recycling import Recycle
+
+from conftest import Force, tiny_config
 
 PROMPT = "Natalia sold clips to 48 of her friends. How many clips did she sell?"
 PROBLEMS = [Problem(id=f"p{i}", question=f"Tom has {i} apples and buys 2 more. How many now?",
@@ -30,28 +32,14 @@ PROBLEMS = [Problem(id=f"p{i}", question=f"Tom has {i} apples and buys 2 more. H
 @pytest.fixture(scope="module")
 def pair(tokenizer_dir):
     """A tiny wrapped Llama and an untouched Hugging Face copy of the same weights."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
+    config = tiny_config(tok)
     torch.manual_seed(0)
     hf = AutoModelForCausalLM.from_config(config).float().eval()
     reference = copy.deepcopy(hf)  # before the bridge replaces the decoder layers
     return wrap_model(hf, tok, name="tiny-llama"), reference
-
-
-class Force(Intervention):
-    """Forces a fixed continuation, then ``stop``."""
-
-    def __init__(self, ids: list[int], stop: int):
-        self.ids, self.stop = ids, stop
-
-    def process_logits(self, step, logits):
-        out = torch.full_like(logits, float("-inf"))
-        out[:, self.ids[step.index] if step.index < len(self.ids) else self.stop] = 0.0
-        return out
 
 
 # ---------------------------------------------------------------------------
