@@ -18,14 +18,21 @@ $(STAMP): pyproject.toml requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	@touch $(STAMP)
 
+# Tests run in TEST_WORKERS processes (pytest-xdist; 1 = in-process), each with an equal share of the cores.
+TEST_WORKERS ?= 2
+TEST_THREADS ?= $(shell n=$$(( $$(nproc 2>/dev/null || echo 2) / $(TEST_WORKERS) )); echo $$(( n > 0 ? n : 1 )))
+XDIST = $(if $(filter 1,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS))
+
 test: setup
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q $(XDIST) tests $(PYTEST_ARGS)
 	@if ls notebooks/*.ipynb >/dev/null 2>&1; then $(MAKE) --no-print-directory test-notebooks; fi
 
 # nbval: re-execute the notebooks and compare the cells marked NBVAL_CHECK_OUTPUT (one: NOTEBOOKS=notebooks/05_error_bounds.ipynb).
+# --dist loadscope keeps each notebook's cells (one kernel) on one worker.
 NOTEBOOKS ?= notebooks/*.ipynb
 test-notebooks: setup
-	HF_HUB_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest -q -p no:cacheprovider --nbval-lax \
+	HF_HUB_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q -p no:cacheprovider \
+		$(XDIST) $(if $(filter 1,$(TEST_WORKERS)),,--dist loadscope) --nbval-lax \
 		--nbval-sanitize-with notebooks/sanitize.cfg $(NOTEBOOKS)
 
 # Execute every chapter on the embedded model and build _build/html. Execution is cached

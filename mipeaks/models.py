@@ -300,8 +300,24 @@ def _embedded_snapshot() -> Path:
     """Return the safetensors copy of the embedded model, converting the GGUF once if needed."""
     target = cache_dir() / "models" / EMBEDDED_MODEL
     marker = target / "mipeaks-source.txt"
-    if marker.is_file() and marker.read_text().split()[0] == _GGUF_SHA256:
+
+    def converted() -> bool:
+        return marker.is_file() and marker.read_text().split()[0] == _GGUF_SHA256
+
+    if converted():
         return target
+    from filelock import FileLock
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # One converter at a time: a second process (a torchrun rank, a test worker) waits, then reuses the copy.
+    with FileLock(str(target.parent / f".{EMBEDDED_MODEL}.lock")):
+        if not converted():
+            _convert_embedded(target)
+    return target
+
+
+def _convert_embedded(target: Path) -> None:
+    """Convert the embedded GGUF into a safetensors directory at ``target`` (atomic rename)."""
     gguf = _embedded_gguf()
     digest = _sha256(gguf)
     if digest != _GGUF_SHA256:
@@ -310,7 +326,6 @@ def _embedded_snapshot() -> Path:
         )
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_MODEL}-", dir=target.parent))
     try:
         # quiet: the one-time conversion's progress bars (tqdm, stderr) would land in a notebook page
@@ -333,7 +348,6 @@ def _embedded_snapshot() -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -140,3 +141,34 @@ def test_trust_remote_code_off_by_default_and_dtypes(embedded):
     assert bf16.dtype == torch.bfloat16
     with pytest.raises(ValueError, match="dtype"):
         load_model(EMBEDDED_MODEL, dtype="int3")
+
+
+
+def test_a_second_converter_waits_for_the_first(tmp_path, monkeypatch):
+    """Two processes loading the embedded model into a fresh cache (torchrun ranks, test workers)
+    must not convert over each other: the second waits on the cache's lock, then reuses the copy.
+    The conversion itself is replaced by a recorder here (its real run: the test above)."""
+    import threading
+
+    from filelock import FileLock
+
+    monkeypatch.setenv("MIPEAKS_CACHE", str(tmp_path))
+    converted: list[Path] = []
+
+    def convert(target: Path) -> None:
+        converted.append(target)
+        target.mkdir(parents=True)
+        (target / "mipeaks-source.txt").write_text(f"{models._GGUF_SHA256} test\n")
+
+    monkeypatch.setattr(models, "_convert_embedded", convert)
+    models_dir = tmp_path / "models"
+    models_dir.mkdir()
+    results: list[Path] = []
+    with FileLock(str(models_dir / f".{EMBEDDED_MODEL}.lock")):  # another process is converting
+        second = threading.Thread(target=lambda: results.append(models._embedded_snapshot()))
+        second.start()
+        second.join(timeout=2)
+        assert second.is_alive() and not converted, "the second converter did not wait for the lock"
+    second.join(timeout=60)
+    assert converted == [models_dir / EMBEDDED_MODEL] and results == converted
+    assert models._embedded_snapshot() == results[0] and len(converted) == 1  # a converted copy is reused
