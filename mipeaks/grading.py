@@ -82,7 +82,9 @@ Time bounds: math-verify's own timeouts use ``signal.alarm`` and fail off the ma
 thread, so they are disabled (``parsing_timeout=None``, ``timeout_seconds=None``) and
 the work runs in a persistent worker process (``fork`` on Linux, ``spawn`` elsewhere;
 up to min(4, CPUs) of them) that is killed and replaced when it overruns; an overrun
-counts as "not equivalent". :func:`grade` runs entirely in a worker, extraction
+counts as "not equivalent". On Linux the bound is the worker's **CPU** time (read from
+``/proc``), so a loaded machine does not turn a slow-but-finite check into a wrong answer
+and counts do not move with the load; elsewhere, and in the thread fallback, it is wall time. :func:`grade` runs entirely in a worker, extraction
 included, under one ``timeout`` (a hostile megabyte returns with ``timed_out=True``);
 :func:`is_equivalent` runs its cheap checks (normalised string match, plain-number
 comparison) in the caller and only the sympy step in a worker. :func:`is_equivalent` is safe to call from any thread.
@@ -1046,6 +1048,19 @@ def _worker_main(conn: Any) -> None:
 
 
 _Outcome = tuple[Any, list[Any], bool]  # (result or None, partial reports, overran)
+_WALL_FACTOR, _WALL_SLACK = 10.0, 30.0  # wall-clock cut of a task that stops using CPU
+_CPU_POLL = 0.05  # seconds between reads of a busy worker's CPU time
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (Linux ``/proc``), or None where unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime (fields 14, 15 of stat)
 
 
 class _Worker:
@@ -1059,15 +1074,28 @@ class _Worker:
             raise RuntimeError("grading worker did not start")
 
     def call(self, task: tuple[str, tuple[Any, ...]], timeout: float) -> _Outcome:
-        """Result of ``task`` within ``timeout`` seconds (sending included)."""
-        deadline = time.monotonic() + timeout
+        """Result of ``task`` within ``timeout`` seconds of the worker's CPU time (sending included).
+
+        Where the worker's CPU time can be read (Linux ``/proc``), the bound is CPU time, so a
+        verdict does not depend on how loaded the machine is; a task that stops using CPU (a
+        hang) is cut after ``_WALL_FACTOR * timeout + _WALL_SLACK`` wall seconds. Elsewhere the
+        bound is ``timeout`` wall seconds.
+        """
+        start_cpu = _cpu_seconds(self.proc.pid)
+        wall = timeout if start_cpu is None else _WALL_FACTOR * timeout + _WALL_SLACK
+        deadline = time.monotonic() + wall
         partials: list[Any] = []
         try:
             self.conn.send(task)
             while True:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self.conn.poll(remaining):
+                if remaining <= 0:
                     break
+                if not self.conn.poll(remaining if start_cpu is None else min(remaining, _CPU_POLL)):
+                    used = None if start_cpu is None else _cpu_seconds(self.proc.pid)
+                    if used is None or used - start_cpu >= timeout:
+                        break
+                    continue
                 tag, payload = self.conn.recv()
                 if tag == "done":
                     return payload, partials, False
@@ -1301,7 +1329,8 @@ def grade(
         text: The model generation.
         gold: The gold answer (e.g. ``gold_gsm8k(row["answer"])`` or ``row["answer"]``).
         mode: ``"verify"`` or ``"paper"``, see :func:`is_equivalent`.
-        timeout: Time bound for the whole call, in seconds.
+        timeout: Time bound for the whole call, in seconds (of the worker's CPU time on Linux, so the
+            verdict does not depend on the machine's load; wall time elsewhere).
         extraction: ``"ours"`` or ``"harness"``, see :func:`extract_answer`.
 
     Returns:

@@ -590,3 +590,26 @@ def test_verify_mode_matches_math_verify_on_its_own_cases() -> None:
     assert ours_ok >= 0.95 * len(cases)
     # Paper mode keeps the harness's semantics on purpose and loses many of these.
     assert paper_ok < ours_ok
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the CPU-time bound reads /proc (Linux only)")
+def test_a_preempted_worker_is_not_timed_out() -> None:
+    """On a loaded machine a check that needs little CPU must not be counted wrong: the bound is
+    the worker's CPU time, not the wall clock (a count once moved by one under a load of 9)."""
+    import os
+    import signal
+
+    assert grade(r"\boxed{2}", "2").correct  # a warm, idle worker
+    pids = [w.proc.pid for w in grading._POOL.all]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    box: list[GradeResult] = []
+    t = threading.Thread(target=lambda: box.append(grade(r"so \boxed{7}", "7", timeout=0.5)))
+    try:
+        t.start()
+        time.sleep(2.0)  # 4x the bound in wall time, with no CPU given to the worker
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    t.join(60)
+    assert box and (box[0].correct, box[0].timed_out) == (True, False)
