@@ -610,6 +610,9 @@ def test_a_preempted_worker_is_not_timed_out() -> None:
         time.sleep(2.0)  # 4x the bound in wall time, with no CPU given to the worker
     finally:
         for pid in pids:
-            os.kill(pid, signal.SIGCONT)
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:  # killed as overrunning: the assertion below says so
+                pass
     t.join(60)
     assert box and (box[0].correct, box[0].timed_out) == (True, False)
