@@ -571,10 +571,23 @@ def model_name(config: Any, model: Any = None) -> str:
 
 
 def data_text(config: Any) -> str:
-    """``"the first 20 GSM8K test problems"`` (or ``"all ... problems"`` when ``n`` is None)."""
+    """``"the first 20 GSM8K test problems"``, ``"100 MATH train problems (a seeded random sample,
+    seed 0)"`` (the config's ``sample``/``sample_seed``, :func:`mipeaks.data.resolve_sample`), or
+    ``"all ... problems"`` when ``n`` is None."""
+    from .data import resolve_sample
+
     fields = _config_dict(config)
-    data = DATASET_NAMES.get(str(fields.get("dataset")), str(fields.get("dataset")))
+    dataset = str(fields.get("dataset"))
+    data = DATASET_NAMES.get(dataset, dataset)
     n = fields.get("n")
+    try:
+        rule = resolve_sample(dataset, fields.get("sample", "auto"))  # load_problems' default: "auto"
+    except ValueError:  # an unknown dataset or sample: the config's own check reports it
+        rule = "first"
+    if rule == "random":
+        seed = fields.get("sample_seed", 0)
+        what = "all" if n is None else f"{n}"
+        return f"{what} {data} problem{'s' if n != 1 else ''} (a seeded random sample, seed {seed})"
     return f"all {data} problems" if n is None else f"the first {n} {data} problem{'s' if n != 1 else ''}"
 
 

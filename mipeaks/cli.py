@@ -86,6 +86,7 @@ def _choices() -> dict[str, tuple[Any, ...]]:
     from .evaluate import INTERVENTIONS
 
     return {"dataset": tuple(sorted(data.DATASETS)), "prompt_style": tuple(data.PROMPT_STYLES),
+            "sample": tuple(data.SAMPLES),
             "estimator": tuple(mi.ESTIMATORS), "peak_rule": tuple(peaks.PEAK_RULES),
             "token_mode": tuple(lens.PEAK_TOKEN_MODES), "gold": ("solution", "answer"),
             "grading": tuple(grading.MODES), "dtype": tuple(models._DTYPES),
@@ -389,10 +390,10 @@ def _run_collect(prog: str, argv: Sequence[str]) -> int:
 
 def _load_checked(cfg: Any) -> Any:
     """The model of an MI config, after its problems load (bad data fails first); checks its layer."""
-    from .data import load_problems
+    from .collect import load_config_problems
     from .models import load_model
 
-    load_problems(cfg.dataset, cfg.n, path=cfg.data_path)
+    load_config_problems(cfg)
     model = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
     try:
         model.resolve_layer(cfg.layer)

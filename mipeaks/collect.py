@@ -53,6 +53,7 @@ __all__ = [
     "generate_trace",
     "generate_traces",
     "gold_representation",
+    "load_config_problems",
     "load_run",
 ]
 
@@ -171,7 +172,7 @@ class CollectConfig:
     Attributes:
         model: model name for :func:`~mipeaks.models.load_model`.
         dataset: dataset name for :func:`~mipeaks.data.load_problems`.
-        n: number of problems (the paper: the first 100 of MATH train).
+        n: number of problems (the paper: 100 of MATH train; chosen by ``sample``).
         prompt_style: ``"raw"`` (the paper's MI runs), ``"deepseek-math"`` or ``"chat"``.
         layer: captured block (the paper: the last one).
         max_new_tokens: generation cap (the paper: 512).
@@ -180,6 +181,12 @@ class CollectConfig:
         dtype: model dtype (the paper's code ran float32).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         data_path: optional local file for the dataset.
+        sample: which ``n`` problems (:func:`~mipeaks.data.load_problems`): ``"random"`` (a seeded
+            random sample: the paper's text for MATH train), ``"first"`` (the first ``n`` rows: the
+            official code, also of a ``data_path`` file) or ``"auto"`` (``"random"`` for
+            ``math-train``, ``"first"`` for the benchmarks).
+        sample_seed: seed of a random sample (for ``"arith"``: the generator's seed); must stay 0
+            when the problems are the first ``n``.
     """
 
     model: str = "smollm2-135m-instruct"
@@ -193,9 +200,25 @@ class CollectConfig:
     dtype: str = "float32"
     device: str = "cpu"
     data_path: str | None = None
+    sample: str = "auto"
+    sample_seed: int = 0
 
     def __post_init__(self) -> None:
         check_collection_fields(self)
+
+    def problems(self) -> list[Problem]:
+        """This config's problems: ``load_problems(dataset, n, path=data_path, sample=..., seed=...)``."""
+        return load_config_problems(self)
+
+
+def load_config_problems(config: Any) -> list[Problem]:
+    """The problems of a config with the :class:`CollectConfig` data fields (``dataset``, ``n``,
+    ``data_path``, ``sample``, ``sample_seed``), as :func:`~mipeaks.data.load_problems` gives them."""
+    from .data import load_problems, resolve_sample
+
+    rule = resolve_sample(config.dataset, config.sample)
+    seed = config.sample_seed if rule == "random" or config.dataset == "arith" else None
+    return load_problems(config.dataset, config.n, path=config.data_path, sample=config.sample, seed=seed)
 
 
 def check_collection_fields(config: Any) -> None:
@@ -205,11 +228,20 @@ def check_collection_fields(config: Any) -> None:
         TypeError: a field of the wrong type.
         ValueError: a field out of range or not among the accepted values (the message lists them).
     """
-    from .data import DATASETS, PROMPT_STYLES
+    from .data import DATASETS, PROMPT_STYLES, SAMPLES, resolve_sample
     from .models import DTYPES
 
     validation.check_types(config)
     validation.check_choice(config, "dataset", DATASETS)
+    validation.check_choice(config, "sample", SAMPLES)
+    validation.check_min(config, "sample_seed", 0)
+    try:
+        rule = resolve_sample(config.dataset, config.sample)
+    except ValueError as err:
+        raise ValueError(f"{type(config).__name__}.sample: {err}") from None
+    if rule == "first" and config.dataset != "arith" and config.sample_seed != 0:
+        raise ValueError(f"{type(config).__name__}.sample_seed={config.sample_seed!r} has no effect: the "
+                         f"{config.dataset!r} problems are the first n (set sample='random' to sample them)")
     validation.check_choice(config, "prompt_style", PROMPT_STYLES)
     validation.check_choice(config, "gold", ("solution", "answer"))
     validation.check_choice(config, "dtype", DTYPES)

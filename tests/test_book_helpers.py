@@ -135,7 +135,8 @@ def test_paper_model_names() -> None:
 def test_model_box_names_the_run_not_the_cpu_default() -> None:
     box = book.model_box(R1_CFG, settings="layer last, sigma=50")
     assert box.startswith("```{important}") and box.endswith("```")
-    assert "**R1-Llama-8B**" in box and "bfloat16" in box and "the first 100 MATH train problems" in box
+    assert "**R1-Llama-8B**" in box and "bfloat16" in box
+    assert "100 MATH train problems (a seeded random sample, seed 0)" in box
     assert "It is the paper's R1-Llama-8B." in box and "not one of the paper's models" not in box
     assert "Settings: layer last, sigma=50." in box
     tiny = {**CPU_CFG, "model": "/tmp/runs/tiny-llama", "n": 3, "max_new_tokens": 8}
