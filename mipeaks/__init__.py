@@ -4,7 +4,10 @@ One module per concept of the paper: :mod:`~mipeaks.models`, :mod:`~mipeaks.data
 :mod:`~mipeaks.generation` (the one decoding core), :mod:`~mipeaks.collect`, :mod:`~mipeaks.mi`,
 :mod:`~mipeaks.peaks`, :mod:`~mipeaks.lens`, :mod:`~mipeaks.theory`, :mod:`~mipeaks.grading`,
 :mod:`~mipeaks.suppression`, :mod:`~mipeaks.recycling`, :mod:`~mipeaks.ttts`,
-:mod:`~mipeaks.evaluate`, and :mod:`~mipeaks.pipeline` (the MI pipeline, one call per step).
+:mod:`~mipeaks.evaluate`, and :mod:`~mipeaks.pipeline` (the MI pipeline, one call per step). The
+analyses of the book's chapters live beside them: :mod:`~mipeaks.layers` (chapter 3's layer
+contrast), :mod:`~mipeaks.enrichment` (chapter 4's base rates) and :mod:`~mipeaks.diagnostics`
+(chapter 9's estimator diagnostics).
 """
 
 from __future__ import annotations

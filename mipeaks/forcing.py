@@ -3,7 +3,7 @@
 Every teacher-forced pass of the package (the gold-answer score
 :func:`mipeaks.evaluate.gold_logprob`, the gold representation
 :func:`mipeaks.collect.gold_representation`, re-read states
-:func:`mipeaks.pipeline.teacher_forced_states` / :func:`~mipeaks.pipeline.layer_traces`) is
+:func:`mipeaks.layers.teacher_forced_states` / :func:`~mipeaks.layers.layer_traces`) is
 :func:`teacher_force`. It feeds the sequence ``chunk_size`` tokens at a time through a KV cache,
 inside :meth:`~mipeaks.models.LoadedModel.unbridged` (only the blocks whose states are read stay
 bridged; attention runs as SDPA). No ``heads x L x L`` score tensor exists: the largest

@@ -42,6 +42,7 @@ __all__ = [
     "TTTS_WORDS",
     "ThinkingToken",
     "count_thinking_tokens",
+    "decode_each",
     "lens_tokens",
     "load_thinking_tokens",
     "logit_lens",
@@ -200,12 +201,17 @@ def word_key(text: str) -> str:
     return text.strip() or text.strip(" ") or text
 
 
+def decode_each(tokenizer: Any, ids: Sequence[int]) -> list[str]:
+    """Each of ``ids`` decoded on its own (no clean-up of tokenization spaces), in order."""
+    return tokenizer.batch_decode([[int(i)] for i in ids], clean_up_tokenization_spaces=False)
+
+
 class _VocabIndex:
     """``word_key(decode(id)) -> ids`` for a whole vocabulary, built once per tokenizer."""
 
     def __init__(self, tokenizer: Any):
         size = len(tokenizer)
-        texts = tokenizer.batch_decode([[i] for i in range(size)], clean_up_tokenization_spaces=False)
+        texts = decode_each(tokenizer, range(size))
         self.exact: dict[str, list[int]] = {}
         self.folded: dict[str, list[int]] = {}
         for i, text in enumerate(texts):
@@ -517,7 +523,7 @@ def count_thinking_tokens(
     for problem in token_id_lists:
         ids.update(int(i) for i in torch.as_tensor(problem, dtype=torch.long).flatten().tolist())
     unique = sorted(ids)
-    texts = tokenizer.batch_decode([[i] for i in unique], clean_up_tokenization_spaces=False)
+    texts = decode_each(tokenizer, unique)
     words: Counter[str] = Counter()
     raw_ids: dict[str, set[int]] = {}
     for i, text in zip(unique, texts):

@@ -15,6 +15,10 @@ Per-trajectory statistics are collected in :class:`PeakStats`; :func:`summarize`
 builds one row per trajectory and :func:`average` / :func:`table1` / :func:`table2`
 average them over problems, as the paper's tables are per-sample means.
 
+:func:`gaussian_fence_rate` is the IQR rule's peak ratio on featureless Gaussian noise (the
+baseline of chapter 2). :func:`trajectory_frame` and :func:`peak_table` lay a run's trajectories
+and its peaks, with the token generated at each, out as long tables (chapter 1).
+
 ``PAPER_TABLE1``, ``PAPER_TABLE2`` and ``PAPER_TABLE3`` hold the *published*
 numbers (copied from the paper, not computed here) so they can be shown beside
 a reproduction.
@@ -26,11 +30,18 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from jaxtyping import Float, Int
+
+from . import lens
+
+if TYPE_CHECKING:
+    from .collect import Run
+    from .models import LoadedModel
+    from .pipeline import MIConfig
 
 __all__ = [
     "PAPER_FIG2",
@@ -44,12 +55,15 @@ __all__ = [
     "PeakStats",
     "average",
     "find_peaks",
+    "gaussian_fence_rate",
     "iqr_fence",
     "peak_stats",
+    "peak_table",
     "quartiles",
     "summarize",
     "table1",
     "table2",
+    "trajectory_frame",
 ]
 
 PEAK_RULES: tuple[str, ...] = ("iqr", "topk")
@@ -227,6 +241,19 @@ def iqr_fence(mi: Float[np.ndarray, "T"], tau: float = DEFAULT_TAU) -> float:
     tau = _check_tau(tau)
     q1, _, q3 = quartiles(mi)
     return q3 + tau * (q3 - q1)
+
+
+def gaussian_fence_rate(tau: float = DEFAULT_TAU) -> float:
+    """Share of i.i.d. Gaussian values above the IQR fence ``Q3 + tau·IQR`` (in population).
+
+    The IQR rule's peak count depends only on the distribution of a trajectory's values, not on
+    their order, so this is the peak ratio that featureless Gaussian noise would give: about
+    0.0035 for ``tau = 1.5`` (the fence sits at 2.698 standard deviations).
+    """
+    from scipy.stats import norm
+
+    q3 = float(norm.ppf(0.75))
+    return float(norm.sf(q3 + tau * 2.0 * q3))
 
 
 def find_peaks(
@@ -536,3 +563,61 @@ def table2(dfs: pd.DataFrame | Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         row per name (index named ``model``), or a single row for a single DataFrame.
     """
     return _table(dfs, TABLE2_COLUMNS, ("n_samples", "n_aom_samples"), "model")
+
+
+# ---------------------------------------------------------------------------
+# Tables of a run's trajectories and peaks (chapter 1)
+# ---------------------------------------------------------------------------
+
+
+def trajectory_frame(trajs: Mapping[str, np.ndarray], ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """Trajectories as a long table with columns ``id``, ``step``, ``rel_step`` (t / T) and ``mi``.
+
+    Args:
+        trajs: ``{problem id: (T,) trajectory}`` (e.g. from :func:`mipeaks.pipeline.trajectories`).
+        ids: the problems to keep, in this order (default: all).
+    """
+    keys = list(trajs) if ids is None else list(ids)
+    frames = [pd.DataFrame({"id": str(k), "step": np.arange(len(trajs[k])),
+                            "rel_step": np.arange(len(trajs[k])) / max(len(trajs[k]), 1),
+                            "mi": np.asarray(trajs[k], dtype=np.float64)}) for k in keys]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["id", "step", "rel_step", "mi"])
+
+
+
+def peak_table(model: LoadedModel, run: Run, trajs: Mapping[str, np.ndarray], config: MIConfig | None = None,
+               *, ids: Sequence[str] | None = None, rules: Sequence[str] = ("iqr", "topk")) -> pd.DataFrame:
+    """Every peak of the chosen problems under each rule, with the token generated there.
+
+    Step ``t`` is the state ``h_t`` that predicts generated token ``t``, so the token shown is the
+    one the model emitted from the peak state (``token_mode="generated"``; under greedy decoding
+    it is also the last-layer logit-lens token).
+
+    Args:
+        model: the loaded model (for its tokenizer).
+        run: the run the trajectories came from.
+        trajs: ``{problem id: trajectory}``.
+        config: peak-rule parameters (``tau``, ``top_k``), e.g. the run's
+            :class:`~mipeaks.pipeline.MIConfig`; None: :data:`DEFAULT_TAU` and :data:`DEFAULT_TOPK`
+            (those of a default ``MIConfig``).
+        ids: problems to list (default: all).
+        rules: peak rules to apply.
+
+    Returns:
+        Columns ``id``, ``rule``, ``step``, ``mi``, ``token`` (decoded, repr-quoted so whitespace
+        shows) and ``word`` (:func:`mipeaks.lens.word_key`), one row per (problem, rule, peak).
+    """
+    tau, k = (DEFAULT_TAU, DEFAULT_TOPK) if config is None else (config.tau, config.top_k)
+    keep = set(trajs if ids is None else ids)
+    rows = []
+    for trace in run.traces():
+        pid = trace.problem_id
+        if pid not in keep:
+            continue
+        m = trajs[pid]
+        for rule in rules:
+            found = find_peaks(m, rule=rule, tau=tau, k=k)
+            texts = lens.decode_each(model.tokenizer, trace.token_ids[found].tolist())
+            rows += [{"id": pid, "rule": rule, "step": int(t), "mi": float(m[t]), "token": repr(text),
+                      "word": lens.word_key(text)} for t, text in zip(found, texts)]
+    return pd.DataFrame(rows, columns=["id", "rule", "step", "mi", "token", "word"])

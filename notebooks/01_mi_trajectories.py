@@ -48,7 +48,8 @@ import pandas as pd
 import seaborn as sns
 
 from mipeaks import peaks
-from mipeaks.pipeline import MIConfig, collect_run, peak_table, settings_text, trajectories, trajectory_frame
+from mipeaks.peaks import peak_table, trajectory_frame
+from mipeaks.pipeline import MIConfig, collect_run, settings_text, trajectories
 
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"

@@ -44,7 +44,8 @@ import pandas as pd
 import seaborn as sns
 
 from mipeaks import peaks
-from mipeaks.pipeline import MIConfig, collect_run, gaussian_fence_rate, settings_text, trajectories
+from mipeaks.peaks import gaussian_fence_rate
+from mipeaks.pipeline import MIConfig, collect_run, settings_text, trajectories
 
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"
@@ -98,7 +99,7 @@ table.style.format(precision=3, na_rep="–").hide(axis="index")
 #
 # Table 1 gives averages only. Each dot below is one of our problems. The grey ticks mark the
 # paper's six averages. The dashed line marks what featureless Gaussian noise would give under
-# the same rule (0.35% at τ = 1.5, `mipeaks.pipeline.gaussian_fence_rate`). The IQR rule's peak
+# the same rule (0.35% at τ = 1.5, `mipeaks.peaks.gaussian_fence_rate`). The IQR rule's peak
 # count depends only on the *distribution* of a trajectory's values, not on their order. A ratio
 # above the dashed line therefore means heavier-than-Gaussian upper tails. It says nothing yet
 # about *when* the peaks occur.

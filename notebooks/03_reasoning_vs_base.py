@@ -54,15 +54,9 @@ import seaborn as sns
 import torch
 
 from mipeaks import peaks
-from mipeaks.pipeline import (
-    CompareConfig,
-    collect_run,
-    layer_traces,
-    settings_text,
-    traces_trajectories,
-    trajectories,
-    trajectory_frame,
-)
+from mipeaks.layers import layer_traces
+from mipeaks.peaks import trajectory_frame
+from mipeaks.pipeline import CompareConfig, collect_run, settings_text, traces_trajectories, trajectories
 
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"  # with base_model set, the reasoning model of the pair
@@ -96,7 +90,7 @@ cfg = book.config_from(CompareConfig, globals())
 # ## The model's own trajectories
 #
 # The configured model first, at the configured layer. Then, unless `contrast_layer` is None, the
-# same generations are re-read at the contrast layer (`mipeaks.pipeline.layer_traces`). That needs
+# same generations are re-read at the contrast layer (`mipeaks.layers.layer_traces`). That needs
 # one forward pass per problem and no new generation. The gold representation is recomputed at
 # that layer too.
 

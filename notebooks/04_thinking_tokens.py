@@ -36,7 +36,7 @@
 # the list in the official jsonl layout (`mipeaks.lens.save_thinking_tokens`, into the run
 # directory) and sets it beside the paper's list. It also checks what the paper does not: whether
 # the peak words are *over-represented* at peaks compared with how often the model writes them
-# anyway (`mipeaks.pipeline.word_enrichment`).
+# anyway (`mipeaks.enrichment.word_enrichment`).
 #
 # The box under the parameters names the model, data, settings and peak rule of the run (the run of
 # chapters 1–3). The official code's token counts use its **top-$k$** rule with $k = 20$; at a
@@ -59,16 +59,8 @@ import pandas as pd
 import seaborn as sns
 
 from mipeaks import lens
-from mipeaks.pipeline import (
-    MIConfig,
-    collect_run,
-    group_lift,
-    settings_text,
-    thinking_tokens,
-    thinking_tokens_path,
-    trajectories,
-    word_enrichment,
-)
+from mipeaks.enrichment import group_lift, word_enrichment
+from mipeaks.pipeline import MIConfig, collect_run, settings_text, thinking_tokens, thinking_tokens_path, trajectories
 
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"
@@ -169,7 +161,7 @@ side
 # ## Are peak words special, or just frequent?
 #
 # A word can top the ranking because it sits at peaks, or because the model writes it often.
-# `mipeaks.pipeline.word_enrichment` counts every generated word too. `peak_share` is a word's
+# `mipeaks.enrichment.word_enrichment` counts every generated word too. `peak_share` is a word's
 # share of the alphabetic peak tokens, `all_share` its share of all alphabetic generated tokens,
 # and `lift` is their ratio. A lift above 1 means the word is found at peaks more often than its
 # base rate. In the figure, points above the diagonal are over-represented at peaks.

@@ -37,7 +37,7 @@
 # as random variables over problems. The derivation, and why the fast evaluation is exact, are in
 # the docstring of `mipeaks.mi`.
 #
-# **What this chapter computes**, all through `mipeaks.mi` and `mipeaks.pipeline`:
+# **What this chapter computes**, all through `mipeaks.mi`, `mipeaks.pipeline` and `mipeaks.diagnostics`:
 #
 # 1. the "samples" the statistic sees, for one real step;
 # 2. whether $m_t$ knows *which* problem's solution it is compared with (gold swap);
@@ -67,20 +67,16 @@ import seaborn as sns
 from IPython.display import display
 
 from mipeaks import mi, peaks
-from mipeaks.pipeline import (
-    MIConfig,
-    collect_run,
+from mipeaks.diagnostics import (
     compare_trajectories,
     coordinate_dominance,
     correlates,
     float32_error,
     gold_swap,
     own_gold_rank,
-    settings_text,
-    traces_trajectories,
-    trajectories,
-    trajectory_frame,
 )
+from mipeaks.peaks import trajectory_frame
+from mipeaks.pipeline import MIConfig, collect_run, settings_text, traces_trajectories, trajectories
 
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"
@@ -143,7 +139,7 @@ print(f"share of the {len(pairs)} coordinates within one sigma of zero: h_t {wit
 #
 # If $m_t$ measured information about *this* problem's solution, each trace's states would score
 # higher against their own gold representation than against other problems' golds. Below, every
-# trace is scored against every problem's gold (`mipeaks.pipeline.gold_swap`; the value is the
+# trace is scored against every problem's gold (`mipeaks.diagnostics.gold_swap`; the value is the
 # trajectory mean). The own gold is the diagonal.
 
 # %%
@@ -265,7 +261,7 @@ book.show_markdown(book.reading(
 # ## 5. Which coordinates carry the statistic
 #
 # Set every coordinate with $|v_i| < c$ to zero, in both $h_t$ and $h_y$, and recompute
-# (`mipeaks.pipeline.coordinate_dominance`). Zeroing a coordinate puts it in the kernel's single
+# (`mipeaks.diagnostics.coordinate_dominance`). Zeroing a coordinate puts it in the kernel's single
 # big cluster at 0. If the trajectory barely changes, the small coordinates did not matter.
 
 # %%
@@ -288,7 +284,7 @@ book.show_markdown(book.reading(*[
 # The official code evaluates the dense formula in float32. Below are 20 real steps (5 evenly
 # spaced steps of 4 problems), computed three ways: dense float32 (the original arithmetic),
 # dense float64 (the exact reference), and the fast low-rank evaluation that the book uses
-# (`mipeaks.pipeline.float32_error`).
+# (`mipeaks.diagnostics.float32_error`).
 
 # %%
 f32 = float32_error(run, cfg, n_problems=4, n_steps=5)
@@ -326,7 +322,7 @@ f32_peaks.style.format(precision=4)
 # ## 7. What the trajectories correlate with
 #
 # Within each trajectory, the Spearman correlation of $m_t$ with simple properties of $h_t$
-# (`mipeaks.pipeline.correlates`): its norm, its position $t$, its cosine similarity with $h_y$,
+# (`mipeaks.diagnostics.correlates`): its norm, its position $t$, its cosine similarity with $h_y$,
 # the Pearson correlation of the coordinate pairs $(h_t[i], h_y[i])$ (the linear counterpart of the
 # statistic, which also treats coordinates as samples), and its largest coordinate. One dot per
 # problem.

@@ -87,3 +87,22 @@ def build_tiny(arch: str, tokenizer_dir: Path, *, n_layers: int = 3, seed: int =
 def tiny(request, tokenizer_dir):
     """A tiny random Llama / Qwen2 / Qwen3 model (parametrised)."""
     return build_tiny(request.param, tokenizer_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tokenizer_dir):
+    """A tiny random 4-block Llama (so that ``"middle"`` is a block of its own)."""
+    return build_tiny("llama", tokenizer_dir, n_layers=4)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_llama, tmp_path_factory):
+    """``(config, run, trajectories)`` of 4 GSM8K problems x 12 tokens of :func:`tiny_llama`, top-3 peaks."""
+    from mipeaks.collect import collect
+    from mipeaks.data import load_problems
+    from mipeaks.pipeline import MIConfig, run_dir, trajectories
+
+    cfg = MIConfig(model=tiny_llama.name, n=4, max_new_tokens=12, prompt_style="raw", peak_rule="topk", top_k=3,
+                   run_root=str(tmp_path_factory.mktemp("runs")))
+    run = collect(tiny_llama, load_problems("gsm8k", 4), cfg.collect_config(), run_dir(cfg), progress=False)
+    return cfg, run, trajectories(run, cfg)

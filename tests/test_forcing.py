@@ -16,7 +16,7 @@ from mipeaks.collect import generate_trace
 from mipeaks.evaluate import gold_logprob
 from mipeaks.forcing import _chunks, teacher_force
 from mipeaks.generation import generate
-from mipeaks.pipeline import teacher_forced_states
+from mipeaks.layers import teacher_forced_states
 from mipeaks.ttts import ANSWER_SUFFIX
 
 PROMPT = "Natalia sold clips to 48 of her friends in April, and then she sold half as many in May."

@@ -17,12 +17,16 @@ from mipeaks.peaks import (
     PeakStats,
     average,
     find_peaks,
+    gaussian_fence_rate,
     peak_stats,
+    peak_table,
     quartiles,
     summarize,
     table1,
     table2,
+    trajectory_frame,
 )
+from mipeaks.pipeline import MIConfig
 
 # Example A, T = 8: m = [0, 1, 0, 5, 0, 0, 4, 0]
 #   sorted s = [0, 0, 0, 0, 0, 1, 4, 5]
@@ -283,3 +287,35 @@ def test_iqr_fence_hand_computed():
     assert iqr_fence([0, 0, 0, 1, 2], tau=1.0) == pytest.approx(2.0)
     with pytest.raises(ValueError):
         iqr_fence(M_B, tau=-1.0)
+
+
+# ---------------------------------------------------------------------------
+# Tables of a run's trajectories and peaks (chapter 1), the Gaussian baseline (chapter 2)
+# ---------------------------------------------------------------------------
+
+
+def test_trajectory_frame_and_peak_table(tiny_llama, tiny_run):
+    cfg, run, trajs = tiny_run
+    frame = trajectory_frame(trajs, ["1", "0"])
+    assert list(frame.columns) == ["id", "step", "rel_step", "mi"]
+    assert list(frame.id.unique()) == ["1", "0"] and len(frame) == len(trajs["0"]) + len(trajs["1"])
+    np.testing.assert_array_equal(frame[frame.id == "0"].mi, trajs["0"])
+    table = peak_table(tiny_llama, run, trajs, cfg, ids=["0"])
+    for rule in ("iqr", "topk"):
+        rows = table[table.rule == rule]
+        assert list(rows.step) == list(find_peaks(trajs["0"], rule=rule, tau=cfg.tau, k=cfg.top_k))
+    trace = next(run.traces())
+    first = table[table.rule == "topk"].iloc[0]
+    assert first.token == repr(tiny_llama.tokenizer.decode([int(trace.token_ids[first.step])]))
+    # no config: the peak rules of a default MIConfig (tau 1.5, top 20)
+    pd.testing.assert_frame_equal(peak_table(tiny_llama, run, trajs, ids=["0"]),
+                                  peak_table(tiny_llama, run, trajs, MIConfig(), ids=["0"]))
+
+
+def test_gaussian_fence_rate_matches_simulation():
+    assert gaussian_fence_rate(1.5) == pytest.approx(0.0034883, rel=1e-4)
+    assert gaussian_fence_rate(0.0) == pytest.approx(0.25)
+    assert gaussian_fence_rate(3.0) < gaussian_fence_rate(1.5) < gaussian_fence_rate(1.0)
+    z = np.random.default_rng(0).standard_normal((200, 2000))
+    rate = np.mean([len(find_peaks(row, rule="iqr", tau=1.0)) / row.size for row in z])
+    assert rate == pytest.approx(gaussian_fence_rate(1.0), rel=0.1)

@@ -15,11 +15,11 @@ import torch
 from mipeaks import mi
 from mipeaks.collect import CollectConfig, collect
 from mipeaks.data import Problem, encode_prompt
+from mipeaks.diagnostics import correlates
 from mipeaks.evaluate import EvalConfig, EvalResult, _mean_ci, compare_arms, evaluate, gold_logprob
 from mipeaks.generation import generate
 from mipeaks.models import wrap_model
 from mipeaks.peaks import peak_stats
-from mipeaks.pipeline import correlates
 from mipeaks.recycling import Recycle
 
 from conftest import Force, tiny_config
