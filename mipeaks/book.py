@@ -484,18 +484,23 @@ def task_note(dataset: str, n: int, baseline: int, *, max_new_tokens: int, promp
 
     low, high = wilson_interval(baseline, n)
     if dataset == "arith":
-        from mipeaks.data import ARITH_STEPS
+        from mipeaks.data import ARITH_DEFAULT_TEMPLATES, ARITH_STEPS
 
         mix = sorted(set(ARITH_STEPS))
         steps = (f"{mix[0]} step{'s' if mix[0] > 1 else ''} each" if len(mix) == 1
                  else f"step counts cycling through {', '.join(map(str, ARITH_STEPS))}")
+        names = {"add": "additions", "subtract": "subtractions", "multiply": "multiplications",
+                 "share": "equal shares"}
+        ops = [names[t] for t in ARITH_DEFAULT_TEMPLATES]
+        ops_text = ops[0] if len(ops) == 1 else ", ".join(ops[:-1]) + " and " + ops[-1]
         text = (
             f"**Why a synthetic task.** This run uses `arith`, {n} seeded arithmetic word problems "
-            f"(add, subtract, multiply, share; {steps}; `mipeaks.data.arith_problems`), "
+            f"({ops_text}; {steps}; `mipeaks.data.arith_problems`), "
             f"not GSM8K: the embedded 135M model answers almost no "
             f"GSM8K problem at a length a CPU affords, so every arm would sit at zero accuracy, with no room "
-            f"to fall. The task's difficulty was fixed from the baseline alone, before any intervention "
-            f"was run. The paper's presets keep GSM8K, MATH-500 and AIME24. ")
+            f"to fall. The task's difficulty was chosen from baseline runs alone (no intervention "
+            f"enters the choice; the trials are listed in `arith_problems`). The paper's presets keep "
+            f"GSM8K, MATH-500 and AIME24. ")
     else:
         text = f"This run uses **{dataset}** ({n} problems). "
     text += (f"With the `{prompt_style}` prompt and at most {max_new_tokens} new tokens, the {arm} accuracy is "

@@ -41,6 +41,7 @@ __all__ = [
     "PROMPT_STYLES",
     "SAMPLES",
     "ARITH_STEPS",
+    "ARITH_DEFAULT_TEMPLATES",
     "ARITH_TEMPLATES",
     "Problem",
     "arith_problems",
@@ -229,6 +230,9 @@ ARITH_TEMPLATES = ("add", "subtract", "multiply", "share")
 #: The fixed step mix of ``load_problems("arith", n)`` (problem ``i`` has ``ARITH_STEPS[i % len]`` steps):
 #: one step, chosen from the baseline trials recorded in :func:`arith_problems`.
 ARITH_STEPS = (1,)
+#: The fixed templates of ``load_problems("arith", n)``: additions only, chosen from the same baseline
+#: trials (pass ``templates=ARITH_TEMPLATES`` for all four operations).
+ARITH_DEFAULT_TEMPLATES = ("add",)
 _ARITH_MAX_STEPS = 3
 _PEOPLE = (("Tom", "he", "his"), ("Ann", "she", "her"), ("Sam", "he", "his"), ("Lily", "she", "her"),
            ("Ben", "he", "his"), ("Maria", "she", "her"), ("Omar", "he", "his"), ("Nora", "she", "her"))
@@ -250,7 +254,7 @@ def _arith_steps(steps: int | Iterable[int] | None) -> tuple[int, ...]:
 
 def _arith_templates(templates: Iterable[str] | None) -> tuple[str, ...]:
     if templates is None:
-        return ARITH_TEMPLATES
+        return ARITH_DEFAULT_TEMPLATES
     chosen = (templates,) if isinstance(templates, str) else tuple(templates)
     unknown = [t for t in chosen if t not in ARITH_TEMPLATES]
     if not chosen or unknown:
@@ -334,11 +338,15 @@ def arith_problems(n: int, *, seed: int = 0, steps: int | Iterable[int] | None =
     Problem ``i`` depends only on ``(seed, i, steps, templates)``: the first ``n`` problems are a
     prefix of the first ``n + 1``, and its step count is ``mix[i % len(mix)]``.
 
-    **How the default was chosen** (before any intervention was run, from the embedded model's
-    greedy *baseline* alone: ``evaluate(lm, problems, EvalConfig(dataset="arith", n=n,
-    prompt_style=..., max_new_tokens=96, batch_size=8))``; the target was 30-70%). ``mix (1,2,3)``
-    cycles the step counts; ``@48`` re-grades the same outputs cut at 48 tokens. Wall times were
-    taken on a shared 2-core machine under a load of 4-11, one thread.
+    **How the default was chosen.** Only the embedded model's greedy *baseline* enters the choice
+    (``evaluate(lm, problems, EvalConfig(dataset="arith", n=n, prompt_style=..., max_new_tokens=...,
+    batch_size=..., grading="verify"))``, seed 0, the first ``n`` problems); the target is a baseline
+    of 30-70%. ``mix (1,2,3)`` cycles the step counts; ``@48`` re-grades the same outputs cut at
+    48 tokens (greedy decoding makes that exactly the 48-token run). Wall times: a shared 2-core
+    machine, one thread per run, loads of 4-11, so they are only indicative.
+
+    *First choice* (trials A-E, ``max_new_tokens=96``, ``batch_size=8``, all four templates, made
+    before any intervention was run):
 
     ======  ============================  ================  =====  ======================  ============
     trial   numbers, steps                prompt            n      accuracy (95% Wilson)   wall
@@ -356,27 +364,65 @@ def arith_problems(n: int, *, seed: int = 0, steps: int | Iterable[int] | None =
                                                                    @48: 8/40 = 20% (10-35%)
     ======  ============================  ================  =====  ======================  ============
 
-    Four more baseline trials at the chapters' 48 tokens (1 step, small numbers, ``batch_size=8``),
-    run after the choice and before any intervention, to see whether a template subset or the chat
-    prompt reaches the range: add + subtract with ``deepseek-math`` 9/40 = 22% (12-38%); add only
-    with ``deepseek-math`` 12/40 = 30% (18-45%); add + subtract with ``chat`` 14/40 = 35% (22-50%)
-    and, on 80 problems, 21/80 = 26% (18-37%); all four templates with ``chat`` 7/40 = 18% (9-32%).
-    Most misses are outputs cut at 48 tokens before the answer. None is clearly inside 30-70%, so
-    the choice stays trial E's.
+    Four more baseline trials at 48 tokens (1 step, small numbers, ``batch_size=8``), run after
+    that choice and before any intervention: add + subtract with ``deepseek-math`` 9/40 = 22%
+    (12-38%); add only with ``deepseek-math`` 12/40 = 30% (18-45%); add + subtract with ``chat``
+    14/40 = 35% (22-50%) and, on 80 problems, 21/80 = 26% (18-37%); all four templates with
+    ``chat`` 7/40 = 18% (9-32%). The first choice stayed trial E's (one step, all four templates,
+    ``deepseek-math``), run by chapters 6-8 at 48 tokens: a baseline of 9/40 = 22%
+    (``batch_size=10``), below the 30-70% target.
+
+    *Re-choice* (trials F-I, ``batch_size=10``, one step, small numbers). It was made **after the
+    first choice's intervention results (chapters 6-8) had been seen**, in a later session; the
+    trials below are baseline-only (no suppression, recycling or TTTS run was part of them) and the
+    new default was picked from them alone. Trials G-I were stopped after their first batch of
+    10 problems, when it was clear they would not reach the range:
+
+    ======  ==================  ================  ======  =====  ==========================  =========
+    trial   templates           prompt            tokens  n      accuracy (95% Wilson)       wall
+    ======  ==================  ================  ======  =====  ==========================  =========
+    F       add                 deepseek-math     80      40     14/40 = 35% (22-50%);       915 s
+                                                                 @64: 11/40 = 28% (16-43%);
+                                                                 @48: 12/40 = 30% (18-45%)
+    F'      add (F plus         deepseek-math     80      80     24/80 = 30% (21-41%);       887 s
+            problems 40-79)                                      40-79 alone: 10/40;         for
+                                                                 @64: 24/80 = 30% (21-41%);  40-79
+                                                                 @48: 24/80 = 30% (21-41%)
+    F''     add (F rerun        deepseek-math     80      60     outputs identical to F/F';  929 s
+            fresh, timed)                                        14/40 = 35% (22-50%),       to 40,
+                                                                 22/60 = 37% (26-49%);       1323 s
+                                                                 @48: 19/60 = 32% (21-44%)   to 60
+    G       add + subtract      deepseek-math     80      10     1/10 (2-40%)                stopped
+    H       add                 chat              64      10     0/10 (0-28%): it subtracts  stopped
+                                                                 ("20 - 9 = 11") in most
+    I       multiply            deepseek-math     64      10     0/10 (0-28%): 9 of 10 cut   stopped
+                                                                 at 64 tokens before the
+                                                                 product
+    ======  ==================  ================  ======  =====  ==========================  =========
+
+    21 of trial F's 26 misses run to the 80-token limit, but only 2 of the 26 hold the right number
+    anywhere: the misses are wrong arithmetic or a misread story ("10 + 8 = 28", "20 - 8 = 12" for
+    a purchase, an equation "x + 9 = 12", the same line repeated) rather than answers cut off, which
+    is why 80 tokens gain little over 48. **The default is trial F's: one step, additions only (start
+    5-20, plus 2-9), to be run with the** ``deepseek-math`` **prompt at** ``max_new_tokens=80``
+    (the paper's prompt kept so the reflection words the chapters act on still occur), a baseline
+    of 14/40 = 35% (22-50%) on the first 40 problems, 22/60 = 37% (26-49%) on 60 and 24/80 = 30%
+    (21-41%) on 80: inside 30-70% but at its low end, not near 50%; no other lever tried did
+    better. At 48 tokens the same problems give 30%, 32% and 30%. It is fixed:
+    :data:`ARITH_STEPS` and :data:`ARITH_DEFAULT_TEMPLATES`. (One record, problem 76, was graded
+    wrong in its run and right when the same text was re-graded, probably a time-out of the
+    ``verify`` fallback on the loaded machine, so counts may move by one.)
 
     "Two-digit": starts 12-60, additions up to 30, 2-9 boxes of 2-12; "small" (kept): starts
-    5-20, additions and subtractions 2-9, 2-5 boxes of 2-6, factors 2-3, shares among 2-5. The
-    135M model errs on one-digit arithmetic itself ("8 - 2 = 4"), and more steps or an extra
-    instruction only lowered accuracy, so no mix reached 30% within the five trials allowed;
-    the choice is trial E's, the highest: **one step, the** ``deepseek-math`` **prompt**, a
-    baseline of about 20-25% (room to fall and to rise). Chapters 6-8 run it at 48 tokens.
+    5-20, additions and subtractions 2-9, 2-5 boxes of 2-6, factors 2-3, shares among 2-5.
 
     Args:
         n: number of problems (>= 1).
         seed: generator seed (any int).
         steps: steps per problem: an int in 1..3, or a sequence of them cycled over the problems
             (None: :data:`ARITH_STEPS`).
-        templates: operations to draw from (None: all of :data:`ARITH_TEMPLATES`).
+        templates: operations to draw from, a subset of :data:`ARITH_TEMPLATES` (None:
+            :data:`ARITH_DEFAULT_TEMPLATES`, additions only).
 
     Returns:
         ``n`` problems with ``dataset="arith"``, ids ``"arith-<seed>-<mix>[-<templates>]-<i>"``
@@ -475,7 +521,8 @@ def load_problems(dataset: str, n: int | None = None, *, path: str | Path | None
 
     Args:
         dataset: ``"gsm8k"``, ``"math500"``, ``"aime24"``, ``"math-train"`` or ``"arith"`` (synthetic,
-            generated by :func:`arith_problems`; by name alone, seed 0 and the fixed mix :data:`ARITH_STEPS`).
+            generated by :func:`arith_problems`; by name alone, seed 0, the fixed mix :data:`ARITH_STEPS` and
+            the fixed templates :data:`ARITH_DEFAULT_TEMPLATES`).
         n: how many problems (chosen by ``sample``); ``None`` for all (``"arith"`` needs an ``n``).
         path: a local ``.jsonl``/``.jsonl.gz``/``.csv``/``.parquet`` file to read instead of the
             built-in sources. Accepted layouts: GSM8K (``question``, ``answer`` ending in ``#### N``),

@@ -52,7 +52,8 @@ def _recompute(question: str) -> tuple[int, list[str]]:
 
 
 def test_answers_equal_a_recomputation_from_the_question() -> None:
-    problems = load_problems("arith", 150, steps=[1, 2, 3])
+    problems = load_problems("arith", 150, steps=[1, 2, 3], templates=ARITH_TEMPLATES)
+    problems += load_problems("arith", 60)  # the default set (additions)
     for p in problems:
         answer, ops = _recompute(p.question)
         assert p.answer == str(answer), p
@@ -62,7 +63,7 @@ def test_answers_equal_a_recomputation_from_the_question() -> None:
 
 
 def test_gold_solution_is_gsm8k_layout_and_grades_correct() -> None:
-    for p in load_problems("arith", 30, steps=[1, 2, 3]):
+    for p in load_problems("arith", 30, steps=[1, 2, 3], templates=ARITH_TEMPLATES) + load_problems("arith", 10):
         assert p.solution.endswith(f"\n#### {p.answer}")
         assert len(p.solution.splitlines()) == p.meta["steps"] + 1  # one line per step, then the answer
         # the last worked line states the answer it computes
@@ -98,11 +99,25 @@ def test_ids_dataset_and_parameters() -> None:
 def test_default_mix_and_every_template_and_step_count_appear() -> None:
     ps = load_problems("arith", 90)
     assert [p.meta["steps"] for p in ps[: len(ARITH_STEPS)]] == list(ARITH_STEPS)
-    wide = load_problems("arith", 90, steps=[1, 2, 3])
+    wide = load_problems("arith", 90, steps=[1, 2, 3], templates=ARITH_TEMPLATES)
     assert {p.meta["steps"] for p in wide} == {1, 2, 3}
     for steps in (1, 2, 3):
-        ops = {op for p in load_problems("arith", 60, steps=steps) for op in _recompute(p.question)[1]}
+        ops = {op for p in load_problems("arith", 60, steps=steps, templates=ARITH_TEMPLATES)
+               for op in _recompute(p.question)[1]}
         assert ops == set(ARITH_TEMPLATES), (steps, ops)
+
+
+def test_default_is_one_step_additions_with_small_numbers() -> None:
+    """The chosen default (see arith_problems): one addition, a start of 5-20 plus 2-9, read off the text."""
+    ps = load_problems("arith", 120)
+    assert ps == load_problems("arith", 120, steps=1, templates=["add"])
+    for p in ps:
+        m = re.match(r"^\w+ has (\d+) (\w+)\. (?:He|She) (?:buys|finds) (\d+) more \2\. "
+                     r"How many \2 does \w+ have now\?$", p.question)
+        assert m, p.question
+        start, more = int(m[1]), int(m[3])
+        assert 5 <= start <= 20 and 2 <= more <= 9, p.question
+        assert p.answer == str(start + more)
 
 
 @pytest.mark.parametrize("template", ARITH_TEMPLATES)
@@ -153,6 +168,7 @@ def test_task_note_reports_intervals_and_why_synthetic() -> None:
     note = task_note("arith", 10, 5, max_new_tokens=48, prompt_style="deepseek-math", arm="Origin",
                      others={"RR": 1, "RR p=1": 6})
     assert "Why a synthetic task" in note and "GSM8K" in note and "1 step each" in note
+    assert "additions" in note and "multiply" not in note
     # Wilson 95% interval of 5/10 is 23.66%-76.34% (textbook value)
     assert "5/10 = 50% (95% Wilson interval 24%-76%)" in note
     assert "RR: 1/10 = 10%" in note and "RR: 1/10 = 10% (95% Wilson interval 2%-40%), outside" in note
