@@ -392,16 +392,18 @@ key_numbers = {
        for name, row in dom.iterrows() if name != "all"},
     "fast path == float64 (max rel err < 1e-9)": bool(f32.rel_err_fast.max() < 1e-9),
     "float32 vs float64, problems compared for peaks": len(peaky),
-    "float32 vs float64, IQR peak jaccard": float(f32_peaks.loc["float32 (original)", "peak_jaccard"]),
     **{f"spearman of m_t with {prop} (mean, median)": [float(corr[prop].mean()), float(corr[prop].median())]
        for prop in ("cosine", "coord_pearson", "norm", "position", "max_abs")},
 }
 book.print_numbers(key_numbers, significant=3)
 
 # %%
-# Not checked in CI: float32 rounding depends on the machine's BLAS threads (the min moves in its first digit).
+# Not checked in CI: float32 rounding depends on the machine's BLAS threads (the min moves in its first
+# digit, and the float32 peak set with it: 0.944 and 0.958 were both seen on the same code).
 book.print_numbers({"float32 relative error per step (min, median, max)": [
-    f32.rel_err_float32.min(), f32.rel_err_float32.median(), f32.rel_err_float32.max()]}, significant=1)
+    f32.rel_err_float32.min(), f32.rel_err_float32.median(), f32.rel_err_float32.max()],
+    "float32 vs float64, IQR peak jaccard": float(f32_peaks.loc["float32 (original)", "peak_jaccard"])},
+    significant=3)
 
 # %%
 book.save_key_numbers("09_what_hsic_measures", key_numbers, cfg, lm)  # for the overview page; shows nothing

@@ -44,7 +44,8 @@ def test_gold_is_last_token_of_solution(embedded):
     gold = gold_representation(embedded, problem.solution, layer=-1)
     ids = torch.tensor(embedded.tokenizer.encode(problem.solution))
     ref = _hf_layer_output(cache_dir() / "models" / EMBEDDED_MODEL, ids, embedded.n_layers - 1)[-1]
-    torch.testing.assert_close(gold, ref, rtol=1e-4, atol=1e-4)
+    # float32 through two attention paths: 1.6e-4 seen at one thread; another token would differ by O(1)
+    torch.testing.assert_close(gold, ref, rtol=1e-3, atol=1e-3)
     answer_only = gold_representation(embedded, problem.answer, layer=-1)
     assert not torch.allclose(gold, answer_only)
 
