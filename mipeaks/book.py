@@ -579,7 +579,7 @@ def model_name(config: Any, model: Any = None) -> str:
     for candidate in (model, fields.get("model")):
         if candidate is not None and paper_model(candidate):
             return str(paper_model(candidate))
-    name = getattr(model, "name", None) or fields.get("model") or "?"
+    name = getattr(model, "name", None) or (model if isinstance(model, str) else None) or fields.get("model") or "?"
     name = str(name).rstrip("/").split("/")[-1]
     return "SmolLM2-135M-Instruct" if name == "smollm2-135m-instruct" else name
 

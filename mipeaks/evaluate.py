@@ -547,7 +547,8 @@ def _reuse_ttts(model: LoadedModel, spec: TTTSConfig, source: EvalResult, proble
         stop = set(model.eos_token_ids())
         for (i, derived), (ids, reason, seconds) in zip(answers, outs):
             ids = ids[:-1] if reason == "eos" else ids
-            n = sum(len(x) for _, x in derived)
+            counted = ("continue",) if spec.method == "ttts" and spec.recipe == "official" else ("base", "word", "continue")
+            n = sum(len(x) for k, x in derived if k in counted)  # as TTTSForcing.result counts them
             res = TTTSResult(prompt_ids=prompts[i], segments=[*derived, ("suffix", suffix), ("answer", ids)],
                              reasoning_tokens=n, continuations=sum(k == "word" for k, _ in derived), seconds=seconds)
             assert not stop & set(ids)

@@ -243,7 +243,7 @@ def test_sweep_config_errors() -> None:
     arm = sweep.eval_config(params={"words": ["So"]})  # a plain "suppress" config needs its words
     assert type(arm) is EvalConfig and arm.intervention == "suppress"
     # the sweep axis is not part of a run's identity: every k shares the baseline's records
-    assert sweep.fingerprint() == replace(sweep, ks=(0, 1)).fingerprint()
+    assert arm.fingerprint() == replace(sweep, ks=(0, 1)).eval_config(params={"words": ["So"]}).fingerprint()
 
 
 @pytest.mark.parametrize("tiny", ["llama"], indirect=True)
