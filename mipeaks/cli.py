@@ -43,14 +43,14 @@ COMMANDS: dict[str, str] = {
     "collect": "generate and store hidden-state traces (a resumable run directory)",
     "mi": "traces, MI trajectories, peaks, Table 1/2 statistics and thinking tokens",
     "eval": "evaluate one arm (baseline or one intervention) into graded JSONL records",
-    "sweep": "Fig. 5's suppression sweep or Fig. 7's TTTS budget sweep",
+    "sweep": "Fig. 5's suppression sweep, Fig. 6's RR arms or Fig. 7's TTTS budget sweep, on each benchmark",
     "reproduce": "run every chapter with a preset and build a book from it (make reproduce)",
     "plan": "what a preset will cost: tokens, memory, devices, GPU-hours (offline)",
 }
 
 #: The chapter whose preset section a subcommand reads when ``--chapter`` is not given.
 DEFAULT_CHAPTER = {"collect": "01_mi_trajectories", "mi": "01_mi_trajectories", "eval": "07_recycling",
-                   "suppression": "06_suppression", "ttts": "08_ttts"}
+                   "suppression": "06_suppression", "recycling": "07_recycling", "ttts": "08_ttts"}
 
 #: Accepted ``device`` values: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``.
 DEVICE_PATTERN = re.compile(r"cpu|cuda|cuda:\d+|mps|auto")
@@ -319,7 +319,9 @@ def config_values(cls: type, given: Mapping[str, Any], *, preset: str | None = N
     values.update(given)
     hints = typing.get_type_hints(cls)
     for name, value in values.items():
-        if isinstance(value, list) and typing.get_origin(hints[name]) is tuple:
+        hint = hints[name]
+        if isinstance(value, list) and (typing.get_origin(hint) is tuple or _is_union(hint) and any(
+                typing.get_origin(a) is tuple for a in typing.get_args(hint))):
             values[name] = tuple(value)
     return values
 

@@ -163,7 +163,7 @@ for dataset, part in summary.groupby("dataset", sort=False):
 # problem, with a 95% interval ({func}`mipeaks.evaluate.gold_logprob`: after the output the model
 # is given `" Final Answer within \boxed{}:"` and the gold answer). This is our addition, not the
 # paper's: a graded signal of whether the reasoning points at the right answer, finer than a
-# right-or-wrong count over a few dozen problems.
+# right-or-wrong count over a limited number of problems.
 
 # %%
 fig, axes = plt.subplots(len(cfg.datasets), 3, figsize=(15, 4.2 * len(cfg.datasets)), squeeze=False)

@@ -155,7 +155,7 @@ for dataset, part in sweep.groupby("dataset", sort=False):
 # reasoning ({func}`mipeaks.evaluate.gold_logprob`: the model is given
 # `" Final Answer within \boxed{}:"` and the gold answer, whose tokens are scored). This is our
 # addition, not the paper's: a graded signal of whether the extra thinking points at the right
-# answer, finer than a right-or-wrong count over a few problems.
+# answer, finer than a right-or-wrong count over a limited number of problems.
 
 # %%
 curves = list(dict.fromkeys(sweep.curve))
