@@ -7,7 +7,11 @@ not have is a one-line :class:`PlanError`) and prints, per model the chapter run
 
 * **generated tokens**: problems × ``max_new_tokens`` × arms, an upper bound (every problem runs to
   its cap; early stops make the real figure smaller). Chapters 2, 4 and 9 reuse chapter 1's trace
-  collection when their collection settings are the same, and then generate nothing.
+  collection when their collection settings are the same, and then generate nothing. Chapters 6-8
+  sweep benchmarks (``datasets``): one row per benchmark, its ``n`` (``null``: the benchmark's size)
+  and, for TTTS, its own ``budgets``. The TTTS sweep is charged with its prefix reuse
+  (:func:`_ttts_job`): one full run per word at the largest budget (``recipe: official``: plus the
+  ``base_tokens`` base), only the answer tokens at the smaller budgets.
 * **teacher-forced tokens**: tokens read without generating: chapter 1's gold solutions
   (:data:`GOLD_TOKENS` each), chapter 3's contrast-layer pass over prompt + generation, and the
   evaluation chapters' gold-answer score (:func:`mipeaks.evaluate.gold_logprob`, prompt +
