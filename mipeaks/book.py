@@ -509,6 +509,8 @@ def task_note(dataset: str, n: int, baseline: int, *, max_new_tokens: int, promp
             text += (f"The task was made for the book's CPU run, whose small model answers almost no GSM8K problem "
                      f"at a length a CPU affords; its difficulty was fixed from that model's baseline, not from "
                      f"{model_name(None, model)}'s. ")
+        if not embedded:
+            text = text.replace("This run uses", f"This run ({model_name(None, model)}) uses", 1)
         text += "The paper's presets run GSM8K, MATH-500 and AIME24. "
     else:
         text = f"This run uses **{DATASET_NAMES.get(dataset, dataset)}** ({n} problems). "

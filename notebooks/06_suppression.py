@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -167,7 +168,7 @@ for dataset, part in sweep.groupby("dataset", sort=False):
 # the answer's tokens ({func}`mipeaks.evaluate.gold_logprob`); the panel shows its change against
 # $k = 0$, problem by problem, with a 95% interval. This is our addition, not the paper's: a
 # graded signal of whether the reasoning still points at the right answer, finer than a
-# right-or-wrong count over a few dozen problems.
+# right-or-wrong count over a limited number of problems.
 
 # %%
 palette = {"thinking": "tab:red", "random": "tab:blue"}
