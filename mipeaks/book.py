@@ -61,7 +61,11 @@ __all__ = [
     "REPO_ROOT",
     "config_from",
     "count_interval",
+    "accuracy_text",
+    "arm_sentences",
     "data_text",
+    "dataset_names",
+    "eval_settings",
     "differences",
     "figure_title",
     "key_numbers_payload",
@@ -83,6 +87,7 @@ __all__ = [
     "provenance_cell",
     "set_style",
     "task_note",
+    "truncation_sentence",
     "version_string",
 ]
 
@@ -436,7 +441,7 @@ def provenance_cell(config: Any, model: Any = None, started: float | None = None
         rows.append(("model", f"{fields['model']} (not loaded in this chapter)"))
     else:
         rows.append(("model", "none (no model is run in this chapter)"))
-    rows.append(("dataset", str(dataset or fields.get("dataset", "none"))))
+    rows.append(("dataset", str(dataset or fields.get("dataset") or ", ".join(fields.get("datasets") or ()) or "none")))
     name = type(config).__name__ if dataclasses.is_dataclass(config) else "parameters"
     rows += [(f"{name}.{k}", json.dumps(v, default=str)) for k, v in fields.items()]
     rows += [("device", prov["device"]),
@@ -457,7 +462,7 @@ def provenance_cell(config: Any, model: Any = None, started: float | None = None
 
 
 def task_note(dataset: str, n: int, baseline: int, *, max_new_tokens: int, prompt_style: str,
-              arm: str = "baseline", others: Mapping[str, int] | None = None) -> str:
+              arm: str = "baseline", others: Mapping[str, int] | None = None, model: Any = None) -> str:
     """Markdown saying which task a chapter ran (and why), the baseline accuracy and each arm's, with intervals.
 
     For ``"arith"`` (the CPU default of chapters 6-8) it explains why the run uses a synthetic task.
@@ -472,11 +477,13 @@ def task_note(dataset: str, n: int, baseline: int, *, max_new_tokens: int, promp
         prompt_style: the run's prompt style.
         arm: what the baseline is called in the chapter (``"k = 0"``, ``"Origin"``, ...).
         others: correct counts of the other arms, by label (same ``n``).
+        model: the run's model (name or loaded model); the ``arith`` note names it.
 
     Returns:
         A Markdown paragraph (display it with ``IPython.display.Markdown``).
     """
     from mipeaks.evaluate import wilson_interval
+    from mipeaks.models import EMBEDDED_MODEL
 
     def acc(k: int) -> str:
         low, high = wilson_interval(k, n)
@@ -496,13 +503,22 @@ def task_note(dataset: str, n: int, baseline: int, *, max_new_tokens: int, promp
         text = (
             f"**Why a synthetic task.** This run uses `arith`, {n} seeded arithmetic word problems "
             f"({ops_text}; {steps}; `mipeaks.data.arith_problems`), "
-            f"not GSM8K: the embedded 135M model answers almost no "
-            f"GSM8K problem at a length a CPU affords, so every arm would sit at zero accuracy, with no room "
-            f"to fall. The task's difficulty was chosen from baseline runs alone (no intervention "
-            f"enters the choice; the trials are listed in `arith_problems`). The paper's presets keep "
-            f"GSM8K, MATH-500 and AIME24. ")
+            f"not GSM8K. ")
+        embedded = model is None or model_name(None, model) == model_name(None, EMBEDDED_MODEL)
+        if embedded:
+            text += (f"Its model, {model_name(None, EMBEDDED_MODEL)}, answers almost no GSM8K problem at a length a "
+                     "CPU affords, so every arm would sit at zero accuracy, with no room to fall. The task's "
+                     "difficulty was chosen from this model's baseline runs alone (no intervention enters the choice; "
+                     "the trials are listed in `arith_problems`). ")
+        else:
+            text += (f"The task was made for the book's CPU run, whose small model answers almost no GSM8K problem "
+                     f"at a length a CPU affords; its difficulty was chosen from that model's baseline, not from "
+                     f"{model_name(None, model)}'s. ")
+        if not embedded:
+            text = text.replace("This run uses", f"This run ({model_name(None, model)}) uses", 1)
+        text += "The paper's presets run GSM8K, MATH-500 and AIME24. "
     else:
-        text = f"This run uses **{dataset}** ({n} problems). "
+        text = f"This run uses **{DATASET_NAMES.get(dataset, dataset)}** ({n} problems). "
     text += (f"With the `{prompt_style}` prompt and at most {max_new_tokens} new tokens, the {arm} accuracy is "
              f"**{acc(baseline)}**.")
     if others:
@@ -570,21 +586,39 @@ def model_name(config: Any, model: Any = None) -> str:
     for candidate in (model, fields.get("model")):
         if candidate is not None and paper_model(candidate):
             return str(paper_model(candidate))
-    name = getattr(model, "name", None) or fields.get("model") or "?"
+    name = getattr(model, "name", None) or (model if isinstance(model, str) else None) or fields.get("model") or "?"
     name = str(name).rstrip("/").split("/")[-1]
     return "SmolLM2-135M-Instruct" if name == "smollm2-135m-instruct" else name
+
+
+def dataset_names(config: Any) -> list[str]:
+    """The book's names of the run's data sets: ``dataset``, or each of a sweep's ``datasets``."""
+    fields = _config_dict(config)
+    sets = fields.get("datasets") or ([fields["dataset"]] if fields.get("dataset") is not None else [])
+    return [DATASET_NAMES.get(str(d), str(d)) for d in sets]
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
 
 
 def data_text(config: Any) -> str:
     """``"the first 20 GSM8K test problems"``, ``"100 MATH train problems (a seeded random sample,
     seed 0)"`` (the config's ``sample``/``sample_seed``, :func:`mipeaks.data.resolve_sample`), or
-    ``"all ... problems"`` when ``n`` is None."""
+    ``"all ... problems"`` when ``n`` is None.
+
+    A sweep over several benchmarks (a ``datasets`` field) gives ``"the first 20 problems of each of
+    GSM8K test, MATH-500 and AIME 2024"``.
+    """
     from .data import resolve_sample
 
     fields = _config_dict(config)
-    dataset = str(fields.get("dataset"))
-    data = DATASET_NAMES.get(dataset, dataset)
+    names = dataset_names(config)
+    data = _join(names)
     n = fields.get("n")
+    if len(names) > 1:
+        return f"all problems of {data}" if n is None else f"the first {n} problem{'s' if n != 1 else ''} of each of {data}"
+    dataset = str(fields.get("dataset") or (list(fields.get("datasets") or []) or [None])[0])
     try:
         rule = resolve_sample(dataset, fields.get("sample", "auto"))  # load_problems' default: "auto"
     except ValueError:  # an unknown dataset or sample: the config's own check reports it
@@ -614,7 +648,7 @@ def figure_title(what: str, config: Any, model: Any = None, *, n: int | None = N
         n: the number of problems shown, when it differs from ``config.n`` (e.g. the run's length).
     """
     fields = _config_dict(config)
-    data = DATASET_NAMES.get(str(fields.get("dataset")), fields.get("dataset"))
+    data = ", ".join(dataset_names(config))
     count = n if n is not None else fields.get("n")
     parts = [model_name(config, model)] + ([str(data)] if data else []) + ([f"n={count}"] if count else [])
     return f"{what}: {', '.join(parts)}{_not_paper_note(config, model)}"
@@ -645,7 +679,7 @@ def model_box(config: Any, model: Any = None, *, n: int | None = None, settings:
     dtype = getattr(model, "dtype", None) or fields.get("dtype", "?")
     device = _hardware(fields.get("device", "cpu"))
     count = n if n is not None else fields.get("n")
-    data = data_text({**fields, "n": count}) if "dataset" in fields else "no data set"
+    data = data_text({**fields, "n": count}) if dataset_names(config) else "no data set"
     short = paper_model(model if model is not None else ident)
     whose = (f"It is the paper's {short}." if short else
              f"It is **not one of the paper's models** ({', '.join(PAPER_MODELS.values())}).")
@@ -681,6 +715,99 @@ def reading(*sentences: str | None, title: str = "Reading") -> str:
     """A ``**Reading.**`` paragraph from sentences chosen from the numbers (None and "" are skipped)."""
     body = " ".join(s.strip() for s in sentences if s and s.strip())
     return f"**{title}.** {body}" if body else ""
+
+
+def eval_settings(config: Any, **extra: Any) -> str:
+    """One line of an evaluation chapter's settings, from its config, for :func:`model_box`.
+
+    E.g. ``"greedy decoding, `deepseek-math` prompt, at most 48 new tokens, grading `verify`,
+    extraction `ours`, batch size 10; ks = [0, 5]"``. Each ``extra`` item is appended as
+    ``name = value`` (sweep axes, the intervention's parameters).
+    """
+    fields = _config_dict(config)
+    parts = ["greedy decoding", f"`{fields.get('prompt_style')}` prompt",
+             f"at most {fields.get('max_new_tokens')} new tokens", f"grading `{fields.get('grading')}`",
+             f"extraction `{fields.get('extraction')}`", f"batch size {fields.get('batch_size')}"]
+    text = ", ".join(parts)
+    if extra:
+        text += "; " + "; ".join(f"{k} = {v}" for k, v in extra.items())
+    return text
+
+
+def accuracy_text(correct: int, n: int) -> str:
+    """``"12/40 = 30% (95% Wilson interval 18-45%)"``.
+
+    Raises:
+        ValueError: unless ``0 <= correct <= n`` and ``n >= 1``.
+    """
+    from mipeaks.evaluate import wilson_interval
+
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    low, high = wilson_interval(correct, n)
+    return f"{correct}/{n} = {correct / n:.0%} (95% Wilson interval {low:.0%}-{high:.0%})"
+
+
+def arm_sentences(row: Mapping[str, Any], *, label: str, reference: str) -> str:
+    """Sentences on one arm of a sweep against its reference arm, written from a :func:`~mipeaks.evaluate.compare_arms` row.
+
+    They give the arm's accuracy with its Wilson interval and whether it lies outside the
+    reference's (the row must have ``ref_ci_low``/``ref_ci_high``, or the comparison is left
+    out), how many outputs differ from the reference's, and the change of the gold answer's
+    mean log-probability with its 95% interval, read as lower / higher / no measurable change.
+
+    Args:
+        row: a row with ``n, correct, ci_low, ci_high, changed, answer_changed, gold_logprob_diff,
+            gold_logprob_diff_ci_low, gold_logprob_diff_ci_high`` (and optionally ``ref_ci_low``,
+            ``ref_ci_high``).
+        label: the arm's name in the text.
+        reference: the reference arm's name.
+    """
+    n, k = int(row["n"]), int(row["correct"])
+    text = f"{label}: accuracy {accuracy_text(k, n)}"
+    if row.get("ref_ci_low") is not None and row.get("ref_ci_high") is not None:
+        inside = row["ref_ci_low"] <= k / n <= row["ref_ci_high"]
+        text += f", {'inside' if inside else 'outside'} {reference}'s interval"
+    changed, answers = int(row["changed"]), int(row["answer_changed"])
+    text += (f"; {changed} of {n} outputs differ from {reference}'s ({answers} extracted "
+             f"answer{'s' if answers != 1 else ''} differ)")
+    diff, lo, hi = (row.get(c) for c in ("gold_logprob_diff", "gold_logprob_diff_ci_low",
+                                         "gold_logprob_diff_ci_high"))
+    if changed == 0:
+        text += ", so the gold answer's log-probability is unchanged."
+    elif lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        text += f"; the gold answer's mean log-probability changes by {diff:+.3f} nats/token (too few problems for an interval)."
+    else:
+        verdict = ("lower: the rewritten reasoning supports the gold answer less" if hi < 0 else
+                   "higher: the rewritten reasoning supports the gold answer more" if lo > 0 else
+                   "no measurable change (the interval spans zero)")
+        text += (f"; the gold answer's mean log-probability changes by {diff:+.3f} nats/token "
+                 f"(95% interval {lo:+.3f} to {hi:+.3f}): {verdict}.")
+    return text
+
+
+def truncation_sentence(capped: int, n: int, max_new_tokens: int, arm: str) -> str:
+    """How many of an arm's outputs stopped at the token cap, and what that means for the accuracy.
+
+    Args:
+        capped: outputs whose ``stop_reason`` is ``"length"``.
+        n: outputs.
+        max_new_tokens: the cap.
+        arm: the arm's name.
+
+    Raises:
+        ValueError: unless ``0 <= capped <= n`` and ``n >= 1``.
+    """
+    if not 0 <= capped <= n or n < 1:
+        raise ValueError(f"need 0 <= capped <= n and n >= 1, got capped={capped}, n={n}")
+    share = capped / n
+    text = f"{capped} of the {n} {arm} outputs ({share:.0%}) stopped at the {max_new_tokens}-token cap"
+    if share >= 0.5:
+        return (text + ": most answers are cut off before the model finishes, so the accuracy measures what "
+                "the model writes within the first tokens, and an intervention can only act on that prefix.")
+    if capped:
+        return text + "; the others ended on their own."
+    return text + ": every output ended on its own."
 
 
 def show_markdown(text: str) -> None:
@@ -746,7 +873,7 @@ def key_numbers_payload(chapter: str, key_numbers: Mapping[str, Any], config: An
     return {"chapter": chapter, "model": ident,
             "model_name": model_name(config, model) if ident else None,
             "paper_model": paper_model(model if model is not None else ident) if ident else None,
-            "n": fields.get("n"), "dataset": fields.get("dataset"),
+            "n": fields.get("n"), "dataset": fields.get("dataset") or ",".join(fields.get("datasets") or ()) or None,
             "hardware": _hardware(fields.get("device", "cpu")),
             "settings": _jsonable(fields), "key_numbers": _jsonable(dict(key_numbers)),
             "findings": _jsonable(dict(findings or {}))}

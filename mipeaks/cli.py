@@ -43,14 +43,14 @@ COMMANDS: dict[str, str] = {
     "collect": "generate and store hidden-state traces (a resumable run directory)",
     "mi": "traces, MI trajectories, peaks, Table 1/2 statistics and thinking tokens",
     "eval": "evaluate one arm (baseline or one intervention) into graded JSONL records",
-    "sweep": "Fig. 5's suppression sweep or Fig. 7's TTTS budget sweep",
+    "sweep": "Fig. 5's suppression sweep, Fig. 6's RR arms or Fig. 7's TTTS budget sweep, on each benchmark",
     "reproduce": "run every chapter with a preset and build a book from it (make reproduce)",
     "plan": "what a preset will cost: tokens, memory, devices, GPU-hours (offline)",
 }
 
 #: The chapter whose preset section a subcommand reads when ``--chapter`` is not given.
 DEFAULT_CHAPTER = {"collect": "01_mi_trajectories", "mi": "01_mi_trajectories", "eval": "07_recycling",
-                   "suppression": "06_suppression", "ttts": "08_ttts"}
+                   "suppression": "06_suppression", "recycling": "07_recycling", "ttts": "08_ttts"}
 
 #: Accepted ``device`` values: ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``auto``.
 DEVICE_PATTERN = re.compile(r"cpu|cuda|cuda:\d+|mps|auto")
@@ -117,6 +117,11 @@ def check_value(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not (isinstance(value, int) or str(value).strip().lower() == "last"):
             raise UsageError(f"argument {_option(name)}: expected a block index (negative counts from the end) "
                              f"or 'last', got {value!r}")
+    elif name == "datasets":
+        known = _choices()["dataset"]
+        bad = [d for d in value if d not in known]
+        if bad:
+            raise UsageError(f"argument {_option(name)}: expected names of {', '.join(known)}; got {bad[0]!r}")
     else:
         accepted = _choices().get(name)
         if accepted is not None and value not in accepted:
@@ -136,6 +141,8 @@ def _describe(hint: Any) -> str:
     if hint is type(None):
         return "None"
     if typing.get_origin(hint) is tuple:
+        if typing.get_args(hint)[0] is str:
+            return "comma-separated names (e.g. gsm8k,math500)"
         return "comma-separated ints (e.g. 0,2,5)"
     if typing.get_origin(hint) in (Mapping, dict) or hint in (dict, Mapping):
         return "a YAML/JSON mapping (e.g. '{layer: 20, p: 0.5}')"
@@ -165,7 +172,8 @@ def _convert(hint: Any, text: str) -> Any:
         return float(text)
     if typing.get_origin(hint) is tuple:
         items = [t for t in text.strip().strip("[]()").replace(" ", "").split(",") if t]
-        return tuple(int(t) for t in items)
+        inner = typing.get_args(hint)[0]
+        return tuple(int(t) if inner is int else str(t) for t in items)
     if typing.get_origin(hint) in (Mapping, dict) or hint in (dict, Mapping):
         import yaml
 
@@ -303,10 +311,18 @@ def config_values(cls: type, given: Mapping[str, Any], *, preset: str | None = N
                     values[name] = check_value(name, value)
                 except UsageError as err:
                     raise UsageError(f"preset {preset!r}, chapter {chapter}: {err}") from None
+        swept = params.get("datasets")
+        if "dataset" in names and "dataset" not in params and swept and "dataset" not in given:
+            if len(swept) != 1:  # a one-benchmark command on a chapter that sweeps several
+                raise UsageError(f"preset {preset!r}, chapter {chapter} sweeps the benchmarks {list(swept)}: "
+                                 "pass --dataset")
+            values["dataset"] = check_value("dataset", swept[0])
     values.update(given)
     hints = typing.get_type_hints(cls)
     for name, value in values.items():
-        if isinstance(value, list) and typing.get_origin(hints[name]) is tuple:
+        hint = hints[name]
+        if isinstance(value, list) and (typing.get_origin(hint) is tuple or _is_union(hint) and any(
+                typing.get_origin(a) is tuple for a in typing.get_args(hint))):
             values[name] = tuple(value)
     return values
 
@@ -460,12 +476,16 @@ def _run_eval(prog: str, argv: Sequence[str]) -> int:
 
 def _run_sweep(prog: str, argv: Sequence[str]) -> int:
     from .data import load_problems
-    from .evaluate import SuppressionSweepConfig, TTTSSweepConfig, suppression_sweep, ttts_sweep
+    from .evaluate import (RecyclingSweepConfig, SuppressionSweepConfig, TTTSSweepConfig, recycling_sweep,
+                           suppression_sweep, ttts_sweep)
     from .models import EMBEDDED_MODEL, load_model
 
     kinds = {"suppression": (SuppressionSweepConfig, suppression_sweep, "Fig. 5: accuracy against the number of "
                              "suppressed words, thinking words vs random words"),
-             "ttts": (TTTSSweepConfig, ttts_sweep, "Fig. 7: accuracy against the total token budget, Origin vs TTTS")}
+             "recycling": (RecyclingSweepConfig, recycling_sweep, "Fig. 6: Origin, RR with the coin p and RR at "
+                           "p = 1 on each benchmark"),
+             "ttts": (TTTSSweepConfig, ttts_sweep, "Fig. 7: accuracy against the token budget, Origin vs TTTS with "
+                      "each word")}
     parser = ArgumentParser(prog=prog, description="Run one of the paper's sweeps; every arm's records are resumable. "
                      "Prints the sweep table and writes it as csv next to the records.")
     sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True, parser_class=ArgumentParser)
@@ -477,13 +497,13 @@ def _run_sweep(prog: str, argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     cls, sweep, _ = kinds[args.kind]
     cfg = cls(**config_values(cls, _split(args, field_names[args.kind]), preset=args.preset, chapter=args.chapter))
-    problems = load_problems(cfg.dataset, cfg.n)
+    problems = {d: load_problems(d, cfg.n) for d in cfg.datasets}  # a bad dataset fails before the model loads
     model = load_model(cfg.model or EMBEDDED_MODEL, device=cfg.device, dtype=cfg.dtype)
     table = sweep(model, problems, cfg, progress=not args.no_progress)
     blob = json.dumps(dataclasses.asdict(dataclasses.replace(cfg, model=model.name)), sort_keys=True, default=str)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model.name).strip("_")
     digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
-    out = cfg.records_dir() / f"sweep-{args.kind}-{slug}-{cfg.dataset}-{digest}.csv"
+    out = cfg.records_dir() / f"sweep-{args.kind}-{slug}-{'+'.join(cfg.datasets)}-{digest}.csv"
     if _is_main_process():
         out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out, index=False)

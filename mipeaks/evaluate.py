@@ -53,13 +53,18 @@ __all__ = [
     "INTERVENTIONS",
     "EvalConfig",
     "EvalResult",
+    "EvalSettings",
+    "RR_ARMS",
+    "RecyclingSweepConfig",
     "SuppressionSweepConfig",
     "TTTSSweepConfig",
+    "benchmark_problems",
     "build_intervention",
     "compare_arms",
     "evaluate",
     "gold_logprob",
     "load_result",
+    "recycling_sweep",
     "show_first_change",
     "suppression_sweep",
     "ttts_sweep",
@@ -95,12 +100,12 @@ def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    """One evaluation run.
+class EvalSettings:
+    """The settings every evaluation shares, without the data set (:class:`EvalConfig` adds one,
+    the sweep configs a list of them).
 
     Attributes:
         model: model name (None: whatever model is passed to :func:`evaluate`).
-        dataset: ``"gsm8k"``, ``"math500"``, ``"aime24"``, ... (see :func:`~mipeaks.data.load_problems`).
         n: the first ``n`` problems (None: all given).
         prompt_style: ``"deepseek-math"`` (the paper's evaluation), ``"raw"`` or ``"chat"``.
         max_new_tokens: generation length (TTTS/Origin: the default ``total_budget``).
@@ -121,7 +126,6 @@ class EvalConfig:
     """
 
     model: str | None = None
-    dataset: str = "gsm8k"
     n: int | None = None
     prompt_style: str = "deepseek-math"
     max_new_tokens: int = 512
@@ -141,7 +145,6 @@ class EvalConfig:
     def __post_init__(self) -> None:
         validation.check_types(self)
         validation.check_choice(self, "intervention", INTERVENTIONS, optional=True)
-        validation.check_choice(self, "dataset", DATASETS)
         validation.check_choice(self, "prompt_style", PROMPT_STYLES)
         validation.check_choice(self, "grading", MODES)
         validation.check_choice(self, "extraction", EXTRACTIONS)
@@ -150,14 +153,15 @@ class EvalConfig:
         validation.check_min(self, "n", 1, optional=True)
         validation.check_min(self, "max_new_tokens", 1)
         validation.check_min(self, "batch_size", 1)
+        name = type(self).__name__
         if self.intervention is None and self.params:
-            raise ValueError(f"EvalConfig.params given without an intervention: {dict(self.params)!r}")
+            raise ValueError(f"{name}.params given without an intervention: {dict(self.params)!r}")
         object.__setattr__(self, "params", json.loads(json.dumps(dict(self.params))))  # JSON-clean copy
         spec = self.intervention_config()  # validate the params now, before a model loads
         if isinstance(spec, RecycleConfig) and not 0.0 <= spec.p <= 1.0:
             raise ValueError(f"RecycleConfig.p must be in [0, 1], got {spec.p!r}")
         if isinstance(spec, SuppressConfig) and not (spec.words or spec.ids) and not self._fills_words:
-            raise ValueError("EvalConfig.params of intervention 'suppress' must name words or ids to suppress, "
+            raise ValueError(f"{name}.params of intervention 'suppress' must name words or ids to suppress, "
                              f"got {dict(self.params)!r}")
 
     def intervention_config(self) -> SuppressConfig | RecycleConfig | TTTSConfig | None:
@@ -177,6 +181,41 @@ class EvalConfig:
         except TypeError as err:
             raise ValueError(f"bad params for {self.intervention!r}: {err}") from None
 
+    def eval_config(self, **changes: Any) -> EvalConfig:
+        """This config as a plain :class:`EvalConfig` (a sweep config loses its sweep fields).
+
+        A sweep config has no ``dataset``: pass ``dataset=`` unless it sweeps exactly one benchmark.
+
+        Raises:
+            ValueError: no ``dataset`` given and the config sweeps several benchmarks.
+        """
+        own = {f.name: getattr(self, f.name) for f in fields(EvalConfig) if hasattr(self, f.name)}
+        if "dataset" not in own and "dataset" not in changes:
+            datasets = tuple(getattr(self, "datasets", ()))
+            if len(datasets) != 1:
+                raise ValueError(f"{type(self).__name__} sweeps the benchmarks {list(datasets)}: pass dataset=")
+            own["dataset"] = datasets[0]
+        return EvalConfig(**{**own, **changes})
+
+    def records_dir(self) -> Path:
+        """The folder the records go to (``out_dir``, or ``<runs root>/evals``)."""
+        return Path(self.out_dir) if self.out_dir is not None else runs_root() / "evals"
+
+
+@dataclass(frozen=True)
+class EvalConfig(EvalSettings):
+    """One evaluation run: :class:`EvalSettings` on one data set.
+
+    Attributes:
+        dataset: ``"gsm8k"``, ``"math500"``, ``"aime24"``, ... (see :func:`~mipeaks.data.load_problems`).
+    """
+
+    dataset: str = "gsm8k"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        validation.check_choice(self, "dataset", DATASETS)
+
     def fingerprint(self) -> str:
         """Hash of every field that changes a record (not ``n``, ``batch_size``, ``device``, ``out_dir``)."""
         keep = {f.name: getattr(self, f.name) for f in fields(EvalConfig)
@@ -184,14 +223,44 @@ class EvalConfig:
         keep["record_format"] = RECORD_FORMAT
         return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
 
-    def eval_config(self, **changes: Any) -> EvalConfig:
-        """This config as a plain :class:`EvalConfig` (a sweep config loses its sweep fields)."""
-        own = {f.name: getattr(self, f.name) for f in fields(EvalConfig)}
-        return EvalConfig(**{**own, **changes})
 
-    def records_dir(self) -> Path:
-        """The folder the records go to (``out_dir``, or ``<runs root>/evals``)."""
-        return Path(self.out_dir) if self.out_dir is not None else runs_root() / "evals"
+def _check_datasets(config: Any) -> None:
+    """Check a sweep's ``datasets``: non-empty, known, no repeats."""
+    name = f"{type(config).__name__}.datasets"
+    if not config.datasets:
+        raise ValueError(f"{name} must name at least one benchmark, got {config.datasets!r}")
+    for d in config.datasets:
+        if d not in DATASETS:
+            close = validation.close_matches(d, DATASETS)
+            hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+            raise ValueError(f"{name} must hold names of {sorted(DATASETS)}, got {d!r}{hint}")
+    if len(set(config.datasets)) != len(config.datasets):
+        raise ValueError(f"{name} names a benchmark twice: {list(config.datasets)}")
+
+
+def benchmark_problems(config: Any, problems: Sequence[Problem] | Mapping[str, Sequence[Problem]] | None = None,
+                       ) -> dict[str, Sequence[Problem]]:
+    """The problems of each benchmark of a sweep config (``config.datasets``).
+
+    Args:
+        config: a sweep config.
+        problems: None (each benchmark's first ``config.n`` problems, :func:`~mipeaks.data.load_problems`),
+            a mapping benchmark -> problems, or one list (only when the sweep has one benchmark).
+
+    Raises:
+        ValueError: a list given for several benchmarks, or a mapping that lacks one.
+    """
+    datasets = tuple(config.datasets)
+    if problems is None:
+        return {d: load_problems(d, config.n) for d in datasets}
+    if isinstance(problems, Mapping):
+        missing = [d for d in datasets if d not in problems]
+        if missing:
+            raise ValueError(f"no problems given for the benchmarks {missing}")
+        return {d: problems[d] for d in datasets}
+    if len(datasets) != 1:
+        raise ValueError(f"one problem list given for the benchmarks {list(datasets)}: pass a mapping")
+    return {datasets[0]: problems}
 
 
 @dataclass
@@ -478,7 +547,8 @@ def _reuse_ttts(model: LoadedModel, spec: TTTSConfig, source: EvalResult, proble
         stop = set(model.eos_token_ids())
         for (i, derived), (ids, reason, seconds) in zip(answers, outs):
             ids = ids[:-1] if reason == "eos" else ids
-            n = sum(len(x) for _, x in derived)
+            counted = ("continue",) if spec.method == "ttts" and spec.recipe == "official" else ("base", "word", "continue")
+            n = sum(len(x) for k, x in derived if k in counted)  # as TTTSForcing.result counts them
             res = TTTSResult(prompt_ids=prompts[i], segments=[*derived, ("suffix", suffix), ("answer", ids)],
                              reasoning_tokens=n, continuations=sum(k == "word" for k, _ in derived), seconds=seconds)
             assert not stop & set(ids)
@@ -842,13 +912,14 @@ def compare_arms(results: Mapping[str, EvalResult], reference: str) -> pd.DataFr
 
 
 @dataclass(frozen=True)
-class SuppressionSweepConfig(EvalConfig):
-    """Fig. 5's sweep: an :class:`EvalConfig` plus the numbers of suppressed words and their list.
+class SuppressionSweepConfig(EvalSettings):
+    """Fig. 5's sweep: :class:`EvalSettings`, the benchmarks, the numbers of suppressed words and their list.
 
     ``params`` holds the :class:`~mipeaks.suppression.SuppressConfig` fields shared by every arm
     (``case_sensitive``); the sweep fills in each arm's words. ``seed`` seeds the random arm's words.
 
     Attributes:
+        datasets: the benchmarks, one panel each (the paper: ``gsm8k``, ``math500``, ``aime24``).
         ks: numbers of suppressed words; ``0`` is the unsuppressed baseline, shared by both arms.
         thinking_list: ``"paper"`` (the words of the official R1-Llama-8B list,
             :data:`~mipeaks.lens.PAPER_THINKING_TOKENS_R1_LLAMA_8B`) or the path of a
@@ -856,6 +927,7 @@ class SuppressionSweepConfig(EvalConfig):
     """
 
     intervention: str | None = "suppress"
+    datasets: tuple[str, ...] = ("gsm8k",)
     ks: tuple[int, ...] = (0, 2, 5, 10)
     thinking_list: str = "paper"
 
@@ -863,6 +935,7 @@ class SuppressionSweepConfig(EvalConfig):
 
     def __post_init__(self) -> None:
         validation.check_types(self)
+        _check_datasets(self)
         if self.intervention != "suppress":
             raise ValueError(f"SuppressionSweepConfig.intervention must be 'suppress', got {self.intervention!r}")
         if not self.ks or any(int(k) != k or k < 0 for k in self.ks):
@@ -884,38 +957,93 @@ class SuppressionSweepConfig(EvalConfig):
 
 
 @dataclass(frozen=True)
-class TTTSSweepConfig(EvalConfig):
-    """Fig. 7's sweep: an :class:`EvalConfig` plus the total reasoning budgets.
+class RecyclingSweepConfig(EvalSettings):
+    """Fig. 6's runs: :class:`EvalSettings` with ``intervention="recycle"`` on each benchmark.
 
-    ``params`` holds the :class:`~mipeaks.ttts.TTTSConfig` fields shared by every budget (``word``,
-    ``base_tokens``, ``answer_tokens``); ``max_new_tokens`` bounds the budgets.
+    ``params`` holds the :class:`~mipeaks.recycling.RecycleConfig` of the RR arm (``layer``,
+    ``words``, ``p``); each benchmark also runs Origin (no intervention) and RR at ``p = 1``
+    (the paper's text: recycle at every trigger). See :func:`recycling_sweep`.
 
     Attributes:
-        budgets: total reasoning-token budgets; each runs Origin and TTTS.
+        datasets: the benchmarks, one panel each (the paper: ``gsm8k``, ``math500``, ``aime24``).
+    """
+
+    intervention: str | None = "recycle"
+    datasets: tuple[str, ...] = ("gsm8k",)
+
+    def __post_init__(self) -> None:
+        validation.check_types(self)
+        _check_datasets(self)
+        if self.intervention != "recycle":
+            raise ValueError(f"RecyclingSweepConfig.intervention must be 'recycle', got {self.intervention!r}")
+        super().__post_init__()
+
+
+def _check_budgets(config: Any) -> None:
+    """Check and normalise ``budgets``: one tuple for every benchmark, or one per benchmark."""
+    name = "TTTSSweepConfig.budgets"
+    per = config.budgets if isinstance(config.budgets, Mapping) else {d: config.budgets for d in config.datasets}
+    extra = sorted(set(per) - set(config.datasets))
+    missing = [d for d in config.datasets if d not in per]
+    if extra or missing:
+        raise ValueError(f"{name} must give budgets for exactly the datasets {list(config.datasets)}; "
+                         f"missing {missing}, extra {extra}")
+    out = {}
+    for d, budgets in per.items():
+        if isinstance(budgets, (str, bytes)) or not isinstance(budgets, Sequence) or not budgets or any(
+                isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in budgets):
+            raise ValueError(f"{name} must be non-empty, of integers >= 1, got {budgets!r}" +
+                             (f" for {d!r}" if isinstance(config.budgets, Mapping) else ""))
+        if max(budgets) > config.max_new_tokens:
+            raise ValueError(f"{name} must be <= max_new_tokens={config.max_new_tokens}, got {tuple(budgets)}")
+        out[d] = tuple(int(b) for b in budgets)
+    value = out if isinstance(config.budgets, Mapping) else out[config.datasets[0]]
+    object.__setattr__(config, "budgets", value)
+
+
+@dataclass(frozen=True)
+class TTTSSweepConfig(EvalSettings):
+    """Fig. 7's sweep: :class:`EvalSettings`, the benchmarks, the total reasoning budgets and the words.
+
+    ``params`` holds the :class:`~mipeaks.ttts.TTTSConfig` fields shared by every budget and word
+    (``recipe``, ``base_tokens``, ``answer_tokens``); ``max_new_tokens`` bounds the budgets.
+
+    Attributes:
+        datasets: the benchmarks, one panel each (the paper: ``gsm8k``, ``math500``, ``aime24``).
+        budgets: token budgets (``recipe="budget"``: the total reasoning budget; ``"official"``: the
+            one continuation's length); each runs Origin and TTTS. One tuple for every benchmark,
+            or a mapping benchmark -> tuple (Fig. 7's axes differ per benchmark).
+        words: the thinking words, one TTTS experiment each (the official code runs each word of
+            its list separately); Origin does not depend on the word and runs once.
     """
 
     max_new_tokens: int = 2048
     intervention: str | None = "ttts"
-    budgets: tuple[int, ...] = (256, 512, 1024, 2048)
+    datasets: tuple[str, ...] = ("gsm8k",)
+    budgets: tuple[int, ...] | Mapping[str, tuple[int, ...]] = (256, 512, 1024, 2048)
+    words: tuple[str, ...] = ("Wait",)
 
     def __post_init__(self) -> None:
         validation.check_types(self)
+        _check_datasets(self)
         if self.intervention != "ttts":
             raise ValueError(f"TTTSSweepConfig.intervention must be 'ttts', got {self.intervention!r}")
-        if not self.budgets or any(int(b) != b or b < 1 for b in self.budgets):
-            raise ValueError(f"TTTSSweepConfig.budgets must be non-empty, of integers >= 1, got {self.budgets!r}")
-        if max(self.budgets) > self.max_new_tokens:
-            raise ValueError(f"TTTSSweepConfig.budgets must be <= max_new_tokens={self.max_new_tokens}, got {self.budgets}")
-        if "total_budget" in self.params or "method" in self.params:
-            raise ValueError("TTTSSweepConfig.params may not hold 'total_budget' or 'method' (the sweep sets them), "
-                             f"got {dict(self.params)!r}")
-        object.__setattr__(self, "budgets", tuple(int(b) for b in self.budgets))
+        _check_budgets(self)
+        if not self.words or any(not w.strip() for w in self.words) or len(set(self.words)) != len(self.words):
+            raise ValueError(f"TTTSSweepConfig.words must be non-empty, distinct, non-blank words, got {self.words!r}")
+        if {"total_budget", "method", "word"} & set(self.params):
+            raise ValueError("TTTSSweepConfig.params may not hold 'total_budget', 'method' or 'word' (the sweep sets "
+                             f"them; words go in `words`), got {dict(self.params)!r}")
         super().__post_init__()
+
+    def budgets_for(self, dataset: str) -> tuple[int, ...]:
+        """The budgets of one benchmark."""
+        return tuple(self.budgets[dataset]) if isinstance(self.budgets, Mapping) else tuple(self.budgets)
 
 
 def suppression_sweep(
     model: LoadedModel,
-    problems: Sequence[Problem] | None = None,
+    problems: Sequence[Problem] | Mapping[str, Sequence[Problem]] | None = None,
     config: SuppressionSweepConfig | None = None,
     *,
     progress: bool = True,
@@ -925,87 +1053,147 @@ def suppression_sweep(
 
     Args:
         model: the model.
-        problems: the problems (None: ``load_problems(config.dataset, config.n)``).
+        problems: see :func:`benchmark_problems` (None: each benchmark's first ``config.n``).
         config: the sweep (default: ``SuppressionSweepConfig()``).
         progress: progress bars.
         **overrides: :class:`SuppressionSweepConfig` fields.
 
     Returns:
-        One row per ``(k, arm)``, arm ``"thinking"`` or ``"random"``: ``k, arm, words, banned_ids``
-        (vocabulary ids the mask bans), ``baseline_uses_banned`` (unsuppressed outputs containing
-        one of them: under greedy decoding exactly the outputs the mask can change), then the
-        columns of :func:`compare_arms` against the unsuppressed run.
+        One row per ``(dataset, k, arm)``, arm ``"thinking"`` or ``"random"``: ``dataset, k, arm, words,
+        banned_ids`` (vocabulary ids the mask bans), ``baseline_uses_banned`` (unsuppressed outputs
+        containing one of them: under greedy decoding exactly the outputs the mask can change), then
+        the columns of :func:`compare_arms` against the benchmark's unsuppressed run.
     """
     config = config or SuppressionSweepConfig()
     config = replace(config, **overrides) if overrides else config
+    by_set = benchmark_problems(config, problems)
     tokens = config.thinking_tokens()
     case_sensitive = bool(config.params.get("case_sensitive", False))
     kmax = max(config.ks)
     thinking = thinking_words(tokens, kmax)
     exclude = [t.word if isinstance(t, ThinkingToken) else str(t) for t in tokens]
     control = random_control_words(model, kmax, config.seed, exclude=exclude)
-    base_cfg = config.eval_config(intervention=None, params={})
-    baseline = evaluate(model, problems, base_cfg, progress=progress)
     rows = []
-    for k in config.ks:
-        for arm, words in (("thinking", thinking[:k]), ("random", control[:k])):
-            if k == 0:
-                res = baseline
-            else:
-                params = {**config.params, "words": list(words)}
-                res = evaluate(model, problems, config.eval_config(params=params), progress=progress,
-                               reuse=baseline)
-            banned = set(word_ids(model, words, case_sensitive=case_sensitive)) if words else set()
-            uses = sum(bool(banned & set(r["output_ids"])) for r in baseline.records)
-            rows.append(dict(k=k, arm=arm, words=" ".join(words), banned_ids=len(banned),
-                             baseline_uses_banned=uses, **_arm_row(res, baseline)))
+    for dataset, probs in by_set.items():
+        base_cfg = config.eval_config(intervention=None, params={}, dataset=dataset)
+        baseline = evaluate(model, probs, base_cfg, progress=progress)
+        for k in config.ks:
+            for arm, words in (("thinking", thinking[:k]), ("random", control[:k])):
+                if k == 0:
+                    res = baseline
+                else:
+                    params = {**config.params, "words": list(words)}
+                    res = evaluate(model, probs, config.eval_config(params=params, dataset=dataset),
+                                   progress=progress, reuse=baseline)
+                banned = set(word_ids(model, words, case_sensitive=case_sensitive)) if words else set()
+                uses = sum(bool(banned & set(r["output_ids"])) for r in baseline.records)
+                rows.append(dict(dataset=dataset, k=k, arm=arm, words=" ".join(words), banned_ids=len(banned),
+                                 baseline_uses_banned=uses, **_arm_row(res, baseline)))
     return pd.DataFrame(rows)
+
+
+#: The arms of :func:`recycling_sweep`, by the label its table uses (``{p}``: the config's coin).
+RR_ARMS = ("Origin", "RR p={p:g} (code)", "RR p=1 (paper text)")
+
+
+def recycling_sweep(
+    model: LoadedModel,
+    problems: Sequence[Problem] | Mapping[str, Sequence[Problem]] | None = None,
+    config: RecyclingSweepConfig | None = None,
+    *,
+    progress: bool = True,
+    **overrides: Any,
+) -> pd.DataFrame:
+    """Fig. 6's bars on each benchmark: Origin, RR with the config's coin ``p``, RR at ``p = 1``.
+
+    Origin is the config without the intervention, so with the same settings it is the same run
+    (the same records file) as :func:`suppression_sweep`'s unsuppressed baseline.
+
+    Args:
+        model: the model.
+        problems: see :func:`benchmark_problems` (None: each benchmark's first ``config.n``).
+        config: the runs (default: ``RecyclingSweepConfig()``).
+        progress: progress bars.
+        **overrides: :class:`RecyclingSweepConfig` fields.
+
+    Returns:
+        One row per ``(dataset, arm)`` (arms :data:`RR_ARMS`): ``dataset, arm``, then the columns of
+        :func:`compare_arms` against the benchmark's Origin run.
+    """
+    config = config or RecyclingSweepConfig()
+    config = replace(config, **overrides) if overrides else config
+    by_set = benchmark_problems(config, problems)
+    p = float(config.intervention_config().p)  # type: ignore[union-attr]
+    names = [a.format(p=p) for a in RR_ARMS]
+    frames = []
+    for dataset, probs in by_set.items():
+        origin = evaluate(model, probs, config.eval_config(intervention=None, params={}, dataset=dataset),
+                          progress=progress)
+        results = {names[0]: origin}
+        for name, params in ((names[1], config.params), (names[2], {**config.params, "p": 1.0})):
+            if name not in results:
+                results[name] = evaluate(model, probs, config.eval_config(params=params, dataset=dataset),
+                                         progress=progress)
+        frames.append(compare_arms(results, reference=names[0]).assign(dataset=dataset))
+    out = pd.concat(frames, ignore_index=True)
+    return out[["dataset", *[c for c in out.columns if c != "dataset"]]]
 
 
 def ttts_sweep(
     model: LoadedModel,
-    problems: Sequence[Problem] | None = None,
+    problems: Sequence[Problem] | Mapping[str, Sequence[Problem]] | None = None,
     config: TTTSSweepConfig | None = None,
     *,
     progress: bool = True,
     **overrides: Any,
 ) -> pd.DataFrame:
-    """Accuracy against the total token budget, Origin vs TTTS (Fig. 7).
+    """Accuracy against the token budget, Origin vs TTTS with each word, on each benchmark (Fig. 7).
 
     Args:
         model: the model.
-        problems: the problems (None: ``load_problems(config.dataset, config.n)``).
+        problems: see :func:`benchmark_problems` (None: each benchmark's first ``config.n``).
         config: the sweep (default: ``TTTSSweepConfig()``).
         progress: progress bars.
         **overrides: :class:`TTTSSweepConfig` fields.
 
     Returns:
-        One row per ``(budget, method)``, method ``"origin"`` or ``"ttts"``: ``budget, method``, then
-        the columns of :func:`compare_arms` against Origin at the same budget (``continuations``:
+        One row per ``(dataset, budget, curve)``: ``dataset, budget, method`` (``"origin"`` or
+        ``"ttts"``), ``word`` (None for Origin), ``curve`` (``"Origin"`` or ``"TTTS 'Wait'"``), then the
+        columns of :func:`compare_arms` against Origin at the same budget (``continuations``:
         thinking words appended; ``mean_reasoning_tokens``: tokens counted against the budget).
     """
     config = config or TTTSSweepConfig()
     config = replace(config, **overrides) if overrides else config
+    by_set = benchmark_problems(config, problems)
     shared = {k: v for k, v in config.params.items() if k in ("answer_tokens", "answer_suffix")}  # Origin takes these
 
-    def cfg(method: str, budget: int) -> EvalConfig:
-        params = {**(shared if method == "origin" else config.params), "total_budget": budget}
-        return config.eval_config(intervention=method, params=params)
+    def cfg(dataset: str, method: str, budget: int, word: str | None) -> EvalConfig:
+        params = {**(shared if method == "origin" else {**config.params, "word": word}), "total_budget": budget}
+        return config.eval_config(intervention=method, params=params, dataset=dataset)
 
-    # Greedy runs share their prefix: the largest budget is decoded once, every other budget (and
-    # Origin, whose reasoning is TTTS's base segment when base_tokens is None) is read off it.
-    top = max(config.budgets)
-    runs = {("ttts", top): evaluate(model, problems, cfg("ttts", top), progress=progress)}
-    if config.params.get("base_tokens") is not None:
-        runs["origin", top] = evaluate(model, problems, cfg("origin", top), progress=progress)
-    source = {"ttts": runs["ttts", top], "origin": runs.get(("origin", top), runs["ttts", top])}
     rows = []
-    for budget in config.budgets:
-        for method in ("origin", "ttts"):
-            if (method, budget) not in runs:
-                runs[method, budget] = evaluate(model, problems, cfg(method, budget), progress=progress,
-                                                reuse=source[method])
-        origin = runs["origin", budget]
-        for method in ("origin", "ttts"):
-            rows.append(dict(budget=budget, method=method, **_arm_row(runs[method, budget], origin)))
+    for dataset, probs in by_set.items():
+        budgets = config.budgets_for(dataset)
+        top = max(budgets)
+        # Greedy runs share their prefix: each word's largest budget is decoded once, every other budget
+        # (and Origin, whose reasoning is TTTS's base segment when base_tokens is None) is read off it.
+        runs = {("ttts", w, top): evaluate(model, probs, cfg(dataset, "ttts", top, w), progress=progress)
+                for w in config.words}
+        first = runs["ttts", config.words[0], top]
+        if config.params.get("base_tokens") is not None:
+            runs["origin", None, top] = evaluate(model, probs, cfg(dataset, "origin", top, None), progress=progress)
+        origin_source = runs.get(("origin", None, top), first)
+        for budget in budgets:
+            if ("origin", None, budget) not in runs:
+                runs["origin", None, budget] = evaluate(model, probs, cfg(dataset, "origin", budget, None),
+                                                        progress=progress, reuse=origin_source)
+            origin = runs["origin", None, budget]
+            rows.append(dict(dataset=dataset, budget=budget, method="origin", word=None, curve="Origin",
+                             **_arm_row(origin, origin)))
+            for w in config.words:
+                if ("ttts", w, budget) not in runs:
+                    runs["ttts", w, budget] = evaluate(model, probs, cfg(dataset, "ttts", budget, w),
+                                                       progress=progress, reuse=runs["ttts", w, top])
+                rows.append(dict(dataset=dataset, budget=budget, method="ttts", word=w, curve=f"TTTS {w!r}",
+                                 **_arm_row(runs["ttts", w, budget], origin)))
     return pd.DataFrame(rows)

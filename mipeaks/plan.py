@@ -7,7 +7,11 @@ not have is a one-line :class:`PlanError`) and prints, per model the chapter run
 
 * **generated tokens**: problems × ``max_new_tokens`` × arms, an upper bound (every problem runs to
   its cap; early stops make the real figure smaller). Chapters 2, 4 and 9 reuse chapter 1's trace
-  collection when their collection settings are the same, and then generate nothing.
+  collection when their collection settings are the same, and then generate nothing. Chapters 6-8
+  sweep benchmarks (``datasets``): one row per benchmark, its ``n`` (``null``: the benchmark's size)
+  and, for TTTS, its own ``budgets``. The TTTS sweep is charged with its prefix reuse
+  (:func:`_ttts_job`): one full run per word at the largest budget (``recipe: official``: plus the
+  ``base_tokens`` base), only the answer tokens at the smaller budgets.
 * **teacher-forced tokens**: tokens read without generating: chapter 1's gold solutions
   (:data:`GOLD_TOKENS` each), chapter 3's contrast-layer pass over prompt + generation, and the
   evaluation chapters' gold-answer score (:func:`mipeaks.evaluate.gold_logprob`, prompt +
@@ -301,13 +305,40 @@ def _chapter_jobs(stem: str, p: Mapping[str, Any], seen: dict[tuple, str], where
     return jobs
 
 
+def _ttts_job(stem: str, model: str, dtype: str, p: Mapping[str, Any], n: int, batch: int) -> _Job:
+    """One benchmark of the TTTS sweep, with the prefix reuse of :func:`mipeaks.evaluate.ttts_sweep`.
+
+    Each word decodes one full run at the largest budget (``recipe="official"``: a base of
+    ``base_tokens``, the word, one continuation of the budget; ``"budget"``: the budget), then the
+    answer; every smaller budget is read off it and decodes only its ``answer_tokens``. Origin
+    decodes a full run at the largest budget only when ``base_tokens`` is set (else its reasoning
+    is TTTS's base segment), and the answer at every budget. Every record is teacher-forced once
+    for the gold-answer score (prompt + reasoning).
+    """
+    params = dict(p.get("params") or {})
+    answer = int(params.get("answer_tokens", 16))
+    budgets = p["budgets"][p["dataset"]] if isinstance(p["budgets"], Mapping) else p["budgets"]
+    budgets = [int(b) for b in budgets]
+    words = list(p.get("words") or ["Wait"])
+    base = int(params["base_tokens"]) if params.get("recipe") == "official" else 0
+    top, W, B = max(budgets), len(words), len(budgets)
+    origin_full = params.get("base_tokens") is not None
+    per_problem = (W * (base + top + answer) + W * (B - 1) * answer
+                   + (top + answer if origin_full else answer) + (B - 1) * answer)
+    teacher = n * (B * (1 + W) * PROMPT_TOKENS + W * sum(base + b for b in budgets) + sum(budgets))
+    return _Job(stem, model, dtype, problems=n, arms=(1 + W) * B, batch=batch, longest=base + top + answer,
+                generated=n * per_problem, steps=math.ceil(n / batch) * per_problem, teacher_forced=teacher,
+                note=f"budgets {budgets}; {W} word{'s' if W != 1 else ''}" + (f"; base {base}" if base else ""))
+
+
 def _jobs(stem: str, p: Mapping[str, Any], seen: dict[tuple, str], where: str) -> list[_Job]:
     """What each kind of chapter runs (MI collection, suppression sweep, TTTS sweep, RR arms, one arm)."""
     if "model" not in p:
         return [_Job(stem, "", "", note="no model")]
     model, dtype = str(p["model"]), str(p.get("dtype", "float32"))
     arch = architecture(model)
-    n, batch = _n_problems(p, where), int(p.get("batch_size", 1))
+    n = _n_problems(p, where) if "datasets" not in p else 0
+    batch = int(p.get("batch_size", 1))
     T = int(p["max_new_tokens"])
     jobs: list[_Job] = []
     if "layer" in p:  # an MI chapter: one trace collection (shared between chapters with equal settings)
@@ -333,18 +364,21 @@ def _jobs(stem: str, p: Mapping[str, Any], seen: dict[tuple, str], where: str) -
                 job.teacher_forced += n * (PROMPT_TOKENS + T)
             jobs.append(job)
         return jobs
+    if "datasets" in p:  # a benchmark sweep (chapters 6-8): one job per benchmark
+        for dataset in p["datasets"]:
+            q = {**p, "dataset": dataset}
+            q.pop("datasets")
+            for job in _jobs(stem, q, seen, where):
+                job.note = "; ".join([dataset] + ([job.note] if job.note else []))
+                jobs.append(job)
+        return jobs
     if "ks" in p:  # suppression sweep: the baseline, then thinking and random words at every k > 0
         arms = 1 + 2 * sum(1 for k in p["ks"] if int(k) > 0)
         return [_Job(stem, model, dtype, problems=n, arms=arms, batch=batch, longest=T, generated=arms * n * T,
                      steps=arms * math.ceil(n / batch) * T, teacher_forced=arms * n * (PROMPT_TOKENS + T),
                      note=f"ks {list(p['ks'])}")]
-    if "budgets" in p:  # TTTS sweep: Origin and TTTS at every budget, one problem at a time
-        answer = int((p.get("params") or {}).get("answer_tokens", 16))
-        total = sum(int(b) + answer for b in p["budgets"])
-        return [_Job(stem, model, dtype, problems=n, arms=2 * len(p["budgets"]), batch=1,
-                     longest=max(int(b) for b in p["budgets"]) + answer, generated=2 * n * total,
-                     steps=2 * n * total, teacher_forced=2 * n * (len(p["budgets"]) * PROMPT_TOKENS + total),
-                     note=f"budgets {list(p['budgets'])}")]
+    if "budgets" in p:  # TTTS sweep: Origin and TTTS with each word at every budget (see _ttts_job)
+        return [_ttts_job(stem, model, dtype, p, n, batch)]
     if p.get("intervention") == "recycle":  # Origin, RR at the preset's coin p, RR at p = 1
         rr = dict(p.get("params") or {})
         layer = _resolve_layer(rr.get("layer"), arch, where + " RR params.layer")

@@ -44,7 +44,7 @@ from .generation import Hook, Intervention, Step
 from .models import LoadedModel
 from .suppression import word_ids
 
-__all__ = ["PAPER_FIG6", "PAPER_RR", "PAPER_RR_WORDS", "Recycle", "RecycleConfig"]
+__all__ = ["PAPER_FIG6", "PAPER_RR", "PAPER_RR_WORDS", "Recycle", "RecycleConfig", "layer_text", "paper_layer"]
 
 #: The official run's trigger set: the first 10 alphabetic words of the R1-Llama-8B jsonl.
 PAPER_RR_WORDS: tuple[str, ...] = ("So", "Let", "Hmm", "I", "The", "Okay", "That", "First", "Now", "Wait")
@@ -58,6 +58,29 @@ PAPER_RR: dict[str, dict[str, Any]] = {
 
 
 #: Paper Fig. 6 (R1-Llama-8B; bars only). The +20% AIME24 headline is stated; the accuracies
+
+def paper_layer(n_layers: int) -> int:
+    """ℓ* at the official run's relative depth: ``round(23 / 31 * (n_layers - 1))`` (23 of 32 blocks, 0-based).
+
+    Raises:
+        ValueError: ``n_layers < 1``.
+    """
+    if n_layers < 1:
+        raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+    return round(23 / 31 * (n_layers - 1))
+
+
+def layer_text(layer: int, n_layers: int) -> str:
+    """How a run's ℓ* relates to the official one, e.g. ``"ℓ* = 22 (block 23 of 30): the official run's
+    relative depth (23 of 32)"``; negative indices count from the end."""
+    index = layer % n_layers if -n_layers <= layer < n_layers else layer
+    text = f"ℓ* = {index} (block {index + 1} of {n_layers})"
+    if n_layers == 32 and index == 23:
+        return text + ": the official run's layer"
+    if index == paper_layer(n_layers):
+        return text + ": the official run's relative depth (23 of 32 blocks)"
+    return text + f": not the official run's relative depth (that would be {paper_layer(n_layers)})"
+
 #: behind it are inferred (y-axis 30-50%, n=30: most likely 10 -> 12 problems).
 PAPER_FIG6: tuple[dict[str, str], ...] = (
     {"benchmark": "AIME24", "l*": "23 of 32", "p": "0.5 (code) / 1 (text)", "max tokens": "16000",

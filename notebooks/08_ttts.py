@@ -22,49 +22,34 @@
 # plateaus after a budget of about 1024 tokens while TTTS keeps rising; on AIME24, Origin
 # saturates at about 3000 tokens, TTTS dips at middle budgets and passes Origin beyond 6144.
 #
-# **The exact semantics** ({mod}`mipeaks.ttts`). For each problem and total budget $B$:
+# **The exact semantics** ({mod}`mipeaks.ttts`). The parameter `recipe` chooses between two
+# rules; the box below says which one this run used.
 #
-# 1. generate normally (here: until the model stops, or $B$ tokens);
-# 2. while budget remains: drop the stop token, append the thinking word's ids (`" Wait"`) and
-#    continue **from token ids**, never re-tokenising text; the word's ids count against $B$;
-# 3. append `" Final Answer within \boxed{}:"` and generate at most 16 tokens. **Only these 16
-#    tokens are graded**, as in the official code.
+# * **`official`** (the official `TTTS_evaluate.batch_TTTS_generation`): a base generation of
+#   `base_tokens` tokens (the code: 4096), then the thinking word, then **one** continuation of
+#   `budget` tokens (the code's `token_budget`; only it counts as the budget), then
+#   `" Final Answer within \boxed{}:"` and at most 16 answer tokens. The official code runs each
+#   word of its list as a separate experiment; `words` here is that list.
+# * **`budget`** (ours): the budget is the total number of reasoning tokens; the word is appended
+#   again each time the model stops, while the budget lasts, and the word's ids count against it.
 #
-# Origin under the same budget is plain generation up to $B$ tokens followed by the same forced
-# answer, so both methods are graded on the same kind of short final answer.
+# In both, **only the answer tokens are graded**, as in the official code. Origin under the same
+# budget is plain generation up to the budget followed by the same forced answer, so both methods
+# are graded on the same kind of short final answer.
 #
-# Where we differ from the official `TTTS_evaluate.batch_TTTS_generation` (vLLM):
+# Where we differ from the official code (see {doc}`../book/divergences`):
 #
-# * it rebuilds the text `f"{q} {a} {word}"` and re-tokenises it; we append ids;
-# * it runs one base generation of up to 4096 tokens, then exactly one continuation of
-#   `token_budget` tokens, and its budget counts only the continuation; here $B$ is the total, and
-#   the word is appended again each time the model stops, while the budget lasts;
+# * it rebuilds the text `f"{q} {a} {word}"` and re-tokenises it (and drops the space after the
+#   word); we append token ids and never re-tokenise;
 # * how the paper ran its Origin curve is not stated; forcing the same answer suffix is our choice;
-# * which thinking word Fig. 7 uses is not stated either (the code runs each word of its list as a
-#   separate experiment); this chapter uses "Wait".
+# * which thinking word Fig. 7 uses is not stated either.
 #
-# :::{important}
-# **Which model produced these numbers.** The committed outputs come from the **CPU default**:
-# the embedded **SmolLM2-135M-Instruct** (float32, CPU), greedy decoding, total budgets of a few
-# dozen tokens (the paper's GSM8K axis runs from 256 to 2560), on **`arith`**, the seeded
-# synthetic arithmetic word problems of chapters 6 and 7 ({func}`mipeaks.data.arith_problems`).
-# They are not the paper's numbers. TTTS decodes one problem at a time, so this chapter runs
-# fewer problems than chapters 6 and 7: it has to stay within a few minutes on a 2-core CPU.
-#
-# The prompt is the paper's own `deepseek-math` prompt
-# (`User: {q}\nPlease reason step by step, ...\n\nAssistant:`), as in chapters 6 and 7. Under
-# its chat template the 135M model rarely stops within a CPU-sized budget, and TTTS only acts
-# after the model stops.
-#
-# Why a synthetic task: a 135M model answers almost no GSM8K problem at a length a CPU affords,
-# so on GSM8K both curves sit at 0%. The difficulty of `arith` was fixed from the baseline alone,
-# before any intervention was run; the note after the sweep states Origin's accuracy and each
-# arm's, with 95% Wilson intervals, which with this few problems resolve only large changes.
-# The chapter therefore also shows the tokens each method used, how often "Wait" was appended,
-# how often it changed the final answer, and a graded score: the probability the model gives the
-# **gold** answer after each method's reasoning.
-# To run the paper's setting on a GPU, use a preset (see {doc}`../book/reproduce`).
-# :::
+# **What this chapter measures.** Accuracy against the budget for Origin and TTTS with each word,
+# on each benchmark, the tokens each method used, how often the word was appended, how often
+# that changed the final answer, and a graded score: the probability the model gives the
+# **gold** answer after each method's reasoning. The box below names the model, data and
+# settings; every sentence about the results is written from them. To run the paper's setting on
+# a GPU, use a preset (see {doc}`../book/reproduce`).
 
 # %%
 from mipeaks import book
@@ -76,7 +61,6 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
-from mipeaks.data import load_problems
 from mipeaks.evaluate import TTTSSweepConfig, load_result, ttts_sweep
 from mipeaks.lens import TTTS_WORDS
 from mipeaks.models import load_model
@@ -85,62 +69,82 @@ from mipeaks.ttts import PAPER_FIG7
 # %% [markdown]
 # ## Parameters
 #
-# The fields of {class}`mipeaks.evaluate.TTTSSweepConfig`: the run settings, plus the sweep axis
-# `budgets` (total reasoning budgets; each runs Origin and TTTS). `params` holds the
-# {class}`~mipeaks.ttts.TTTSConfig` fields shared by every budget: the thinking `word`,
-# `base_tokens` (the first generation's limit; `None`: the whole budget, so the word is only
-# appended after the model stops) and `answer_tokens`. `max_new_tokens` bounds the budgets.
-# TTTS and Origin always decode one problem at a time.
+# The fields of {class}`mipeaks.evaluate.TTTSSweepConfig`: the run settings, the benchmarks
+# `datasets` (one panel each, as in Fig. 7), the sweep axis `budgets` (one list for every
+# benchmark, or a mapping benchmark -> list, since Fig. 7's axes differ per benchmark; each
+# budget runs Origin and TTTS) and the thinking `words` (one TTTS experiment each). `params`
+# holds the {class}`~mipeaks.ttts.TTTSConfig` fields shared by every run: `recipe`,
+# `base_tokens` (the first generation's limit; `None` under `budget`: the whole budget, so the
+# word is only appended after the model stops) and `answer_tokens`. `max_new_tokens` bounds the
+# budgets.
 
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"
-dataset = "arith"  # the paper: GSM8K, MATH500, AIME24; here chapter 6's synthetic word problems
+datasets = ["arith"]  # the paper: ["gsm8k", "math500", "aime24"]; the CPU run: chapter 6's synthetic problems
 n = 14  # the paper: the whole benchmark; TTTS decodes one problem at a time (CI time)
 prompt_style = "deepseek-math"  # the paper's prompt (see above for why not "chat" here)
 max_new_tokens = 48  # the largest budget allowed
 grading = "verify"
 extraction = "ours"  # "harness": the Qwen2.5-Math harness's answer extraction (the paper presets)
 intervention = "ttts"
-params = {"word": "Wait", "base_tokens": None, "answer_tokens": 16}  # the code: 16 answer tokens
+params = {"recipe": "budget", "base_tokens": None, "answer_tokens": 16}  # the paper presets: official, 4096, 16
 seed = 0
 batch_size = 1
 dtype = "float32"
 device = "cpu"
 out_dir = None  # None: runs/evals/ at the repository root
 budgets = [24, 48]  # the paper's GSM8K axis: 256-2560
+words = ["Wait"]  # the official code runs each word of its list
 
 # %%
 cfg = book.config_from(TTTSSweepConfig, globals())
 ttts = cfg.intervention_config()
 lm = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
-problems = load_problems(cfg.dataset, cfg.n)
-print(f"{lm.name}; {len(problems)} {cfg.dataset} problems, prompt {cfg.prompt_style!r}; budgets {cfg.budgets}; "
-      f"word {ttts.word!r} (the paper's TTTS words: {', '.join(TTTS_WORDS)})")
+budget_text = ("; ".join(f"{d}: {list(cfg.budgets_for(d))}" for d in cfg.datasets)
+               if isinstance(cfg.budgets, dict) else str(list(cfg.budgets)))
+recipe_text = (f"`official` (base of {ttts.base_tokens} tokens, the word once, one continuation of the budget)"
+               if ttts.recipe == "official" else
+               "`budget` (the budget bounds every reasoning token; the word is appended while it lasts"
+               + (f", after a base of {ttts.base_tokens} tokens)" if ttts.base_tokens else ")"))
+book.show_markdown(book.model_box(cfg, lm, settings=book.eval_settings(
+    cfg, recipe=recipe_text, budgets=budget_text, words=", ".join(f"'{w}'" for w in cfg.words),
+    **{"answer tokens": ttts.answer_tokens}), note=(
+    f"The figures draw Origin and one TTTS line per word ({', '.join(repr(w) for w in cfg.words)}); the paper's "
+    f"TTTS words are {', '.join(TTTS_WORDS)}, and which one Fig. 7 plots is not stated.")))
 
 # %% [markdown]
 # ## The sweep
 #
 # One library call runs Origin and TTTS at every budget ({func}`mipeaks.evaluate.ttts_sweep`).
 # `mean_reasoning_tokens`: the tokens counted against the budget (generated tokens plus the
-# appended words), averaged over problems; `continuations`: how many times "Wait" was appended in
+# appended words), averaged over problems; `continuations`: how many times the word was appended in
 # all; `answer_changed`: problems whose extracted final answer differs from Origin's at the same
 # budget.
 
 # %%
-sweep = ttts_sweep(lm, problems, cfg, progress=False)
+sweep = ttts_sweep(lm, None, cfg, progress=False)
 summary = sweep.drop(columns=["path", "triggers", "recycles", "changed_ci_low", "changed_ci_high"])
 summary.round(3)
 
 # %% [markdown]
-# In words, generated from the table ({func}`mipeaks.book.task_note`); the baseline is Origin at
-# the largest budget:
+# In words, generated from the table, one paragraph per benchmark ({func}`mipeaks.book.task_note`,
+# {func}`mipeaks.book.arm_sentences`); the baseline is Origin at the benchmark's largest budget:
 
 # %%
-bmax = max(cfg.budgets)
-correct = {f"{row.method} B = {row.budget}": int(row.correct) for row in sweep.itertuples()}
-origin_max = correct.pop(f"origin B = {bmax}")
-display(Markdown(book.task_note(cfg.dataset, len(problems), origin_max, max_new_tokens=bmax,
-                                prompt_style=cfg.prompt_style, arm=f"Origin (B = {bmax})", others=correct)))
+for dataset, part in sweep.groupby("dataset", sort=False):
+    bmax = int(part.budget.max())
+    origin = part[(part.method == "origin") & (part.budget == bmax)].iloc[0]
+    others = {f"{row.curve} at {row.budget}": int(row.correct) for row in part.itertuples()
+              if not (row.method == "origin" and row.budget == bmax)}
+    used = part[part.budget == bmax].set_index("curve").mean_reasoning_tokens
+    top = part[(part.method == "ttts") & (part.budget == bmax)]
+    book.show_markdown(f"**{book.DATASET_NAMES.get(dataset, dataset)}.** " + book.task_note(
+        dataset, int(origin.n), int(origin.correct), max_new_tokens=bmax, prompt_style=cfg.prompt_style,
+        arm=f"Origin (budget {bmax})", others=others, model=lm)
+        + " At that budget the methods used " + ", ".join(f"{v:.1f} ({k})" for k, v in used.items())
+        + " reasoning tokens on average. " + " ".join(
+            book.arm_sentences(row, label=f"{row['curve']} at budget {bmax}", reference="Origin")
+            + f" It appended the word {row['continuations']} times." for row in top.to_dict("records")))
 
 # %% [markdown]
 # ## Accuracy and tokens used against the budget
@@ -151,43 +155,52 @@ display(Markdown(book.task_note(cfg.dataset, len(problems), origin_max, max_new_
 # reasoning ({func}`mipeaks.evaluate.gold_logprob`: the model is given
 # `" Final Answer within \boxed{}:"` and the gold answer, whose tokens are scored). This is our
 # addition, not the paper's: a graded signal of whether the extra thinking points at the right
-# answer, finer than a right-or-wrong count over a few problems.
+# answer, finer than a right-or-wrong count over a limited number of problems.
 
 # %%
-palette = {"ttts": "tab:red", "origin": "tab:blue"}
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-ax = axes[0]
-sns.lineplot(data=summary, x="budget", y="accuracy", hue="method", style="method", markers=True, dashes=False,
-             palette=palette, ax=ax)
-for method, part in summary.groupby("method"):
-    shift = 0.6 if method == "ttts" else -0.6
-    ax.errorbar(part.budget + shift, part.accuracy, yerr=[part.accuracy - part.ci_low, part.ci_high - part.accuracy],
-                fmt="none", ecolor=palette[method], capsize=3, alpha=0.7)
-ax.set(xlabel="total budget (reasoning tokens)", ylabel="accuracy (95% Wilson interval)", ylim=(-0.03, 1.03),
-       xticks=list(cfg.budgets), title=f"{cfg.dataset.upper()}, first {cfg.n} problems")
-sns.lineplot(data=summary, x="budget", y="mean_reasoning_tokens", hue="method", style="method", markers=True,
-             dashes=False, palette=palette, ax=axes[1])
-axes[1].plot(cfg.budgets, cfg.budgets, ls=":", c="k", lw=1, label="budget")
-axes[1].set(xlabel="total budget (reasoning tokens)", ylabel="mean reasoning tokens used", xticks=list(cfg.budgets),
-            title="tokens used")
-axes[1].legend()
-sns.lineplot(data=summary, x="budget", y="mean_gold_logprob", hue="method", style="method", markers=True,
-             dashes=False, palette=palette, ax=axes[2])
-axes[2].set(xlabel="total budget (reasoning tokens)", ylabel="gold-answer log-prob (nats/token)",
-            xticks=list(cfg.budgets), title="gold answer after the reasoning")
-fig.suptitle(f"TTTS ('{ttts.word}') vs Origin on {lm.name} (NOT the paper's model)", fontsize=11)
+curves = list(dict.fromkeys(sweep.curve))
+palette = dict(zip(curves, ["tab:blue", "tab:red", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink",
+                            "tab:olive", "tab:cyan", "tab:gray"] * 3))
+fig, axes = plt.subplots(len(cfg.datasets), 3, figsize=(15, 4.2 * len(cfg.datasets)), squeeze=False)
+for row_axes, dataset in zip(axes, cfg.datasets):
+    part = sweep[sweep.dataset == dataset]
+    budgets = list(cfg.budgets_for(dataset))
+    name = book.DATASET_NAMES.get(dataset, dataset)
+    ax = row_axes[0]
+    sns.lineplot(data=part, x="budget", y="accuracy", hue="curve", style="curve", markers=True, dashes=False,
+                 palette=palette, ax=ax)
+    step = (max(budgets) - min(budgets) or max(budgets)) / 80
+    for i, (curve, cpart) in enumerate(part.groupby("curve", sort=False)):
+        ax.errorbar(cpart.budget + (i - len(curves) / 2) * step, cpart.accuracy,
+                    yerr=[cpart.accuracy - cpart.ci_low, cpart.ci_high - cpart.accuracy],
+                    fmt="none", ecolor=palette[curve], capsize=3, alpha=0.7)
+    ax.set(xlabel="budget (reasoning tokens)", ylabel="accuracy (95% Wilson interval)", ylim=(-0.03, 1.03),
+           xticks=budgets, title=f"{name}: accuracy")
+    sns.lineplot(data=part, x="budget", y="mean_reasoning_tokens", hue="curve", style="curve", markers=True,
+                 dashes=False, palette=palette, ax=row_axes[1])
+    row_axes[1].plot(budgets, budgets, ls=":", c="k", lw=1, label="budget")
+    row_axes[1].set(xlabel="budget (reasoning tokens)", ylabel="mean reasoning tokens counted", xticks=budgets,
+                    title=f"{name}: tokens counted against the budget")
+    row_axes[1].legend()
+    sns.lineplot(data=part, x="budget", y="mean_gold_logprob", hue="curve", style="curve", markers=True,
+                 dashes=False, palette=palette, ax=row_axes[2])
+    row_axes[2].set(xlabel="budget (reasoning tokens)", ylabel="gold-answer log-prob (nats/token)", xticks=budgets,
+                    title=f"{name}: gold answer after the reasoning")
+fig.suptitle(book.figure_title(f"TTTS vs Origin (Fig. 7), recipe {ttts.recipe}", cfg, lm), fontsize=11)
 plt.show()
 
 # %% [markdown]
 # ## What one TTTS run looks like
 #
-# The segments of the first problem that TTTS continued at the largest budget: the first
-# generation, each appended word and its continuation, the forced suffix and the graded answer.
+# The segments of the first problem that TTTS (first benchmark, first word) continued at the
+# largest budget: the first generation, each appended word and its continuation, the forced
+# suffix and the graded answer.
 
 # %%
-top = sweep[sweep.budget == max(cfg.budgets)].set_index("method")
-big = load_result(top.path["ttts"]).frame()
-origin = load_result(top.path["origin"]).frame()
+d0 = cfg.datasets[0]
+top = sweep[(sweep.dataset == d0) & (sweep.budget == max(cfg.budgets_for(d0)))].set_index("curve")
+big = load_result(top.path[f"TTTS {cfg.words[0]!r}"]).frame()
+origin = load_result(top.path["Origin"]).frame()
 continued = [i for i in big.index if big.continuations[i] > 0]
 if continued:
     pid = continued[0]
@@ -208,36 +221,49 @@ else:
 
 # %%
 paper_fig7 = pd.DataFrame(PAPER_FIG7)
-by = summary.set_index(["budget", "method"])
-ours_fig7 = pd.DataFrame([{
-    "benchmark": f"{cfg.dataset.upper()} (first {cfg.n})",
-    "budgets shown": ", ".join(map(str, cfg.budgets)),
-    "accuracy range of the plot": f"{summary.accuracy.min():.0%}-{summary.accuracy.max():.0%}",
-    "finding": "; ".join(
-        f"B={b}: Origin {by.correct[(b, 'origin')]}/{cfg.n}, TTTS {by.correct[(b, 'ttts')]}/{cfg.n} "
-        f"({by.continuations[(b, 'ttts')]} words appended, {by.answer_changed[(b, 'ttts')]} answers changed)"
-        for b in cfg.budgets),
-}])
-book.paper_vs_ours(paper_fig7, ours_fig7,
+ours_fig7 = []
+for dataset, part in sweep.groupby("dataset", sort=False):
+    n_run = int(part.n.iloc[0])
+    by = part.set_index(["budget", "curve"])
+    ours_fig7.append({
+        "benchmark": f"{book.DATASET_NAMES.get(dataset, dataset)} (first {n_run})",
+        "budgets shown": ", ".join(map(str, cfg.budgets_for(dataset))),
+        "accuracy range of the plot": f"{part.accuracy.min():.0%}-{part.accuracy.max():.0%}",
+        "finding": "; ".join(
+            f"B={b}: " + ", ".join(f"{c} {by.correct[(b, c)]}/{n_run}" for c in curves if (b, c) in by.index)
+            for b in cfg.budgets_for(dataset)),
+    })
+book.paper_vs_ours(paper_fig7, pd.DataFrame(ours_fig7),
                    paper_label=book.label("paper Fig. 7", "R1-Llama-8B", None, "4xA100"),
-                   ours_label=book.ours_label({"n": cfg.n, "device": str(lm.device)}, lm))
+                   ours_label=book.ours_label(cfg, lm))
 
 # %% [markdown]
-# **Reading.** With this few problems the accuracy curves resolve only large differences (the
-# note after the sweep gives each interval). The mechanism, however, is visible: Origin uses only
-# part of a budget on the problems where the model stops early, while TTTS turns the rest of the
-# budget into more text after "Wait" (`continuations` counts the appended words; on a problem
-# where the model never stops within the budget, TTTS and Origin are the same run). The example
-# above shows what the model writes after "Wait", and `answer_changed` how often that changed the
-# forced final answer. Whether that text helps is the paper's question, and it needs a model
-# whose extra thinking can correct itself. Note also that a larger budget changes nothing for
-# Origin on a problem where the model stops by itself, which is the paper's "Origin plateaus"
-# observation in miniature.
-#
-# The gold-answer score (right panel, and the columns `gold_logprob_diff`, `_ci_low` and
-# `_ci_high` of the sweep table) says, problem by problem with a 95% interval, whether the text
-# after "Wait" makes the gold answer more or less likely than Origin's reasoning at the same
-# budget; an interval that spans zero means no measurable change.
+# **How to read this run.** With few problems the accuracy curves resolve only large differences
+# (the paragraphs after the sweep give each interval). The mechanism holds for any model:
+# under `budget`, Origin uses only part of a budget on the problems where the model stops early,
+# while TTTS turns the rest of the budget into more text after the word; on a problem where the
+# model never stops within the budget, TTTS and Origin are the same run. The example above shows
+# what the model writes after the word, and `answer_changed` how often that changed the forced
+# final answer. The gold-answer score (right panels, and `gold_logprob_diff` with its interval in
+# the sweep table) says, problem by problem, whether the text after the word makes the gold
+# answer more or less likely than Origin's reasoning at the same budget.
+
+# %%
+verdicts = []
+for dataset, part in sweep.groupby("dataset", sort=False):
+    name = book.DATASET_NAMES.get(dataset, dataset)
+    origin = part[part.method == "origin"].sort_values("budget")
+    lo_b, hi_b = origin.iloc[0], origin.iloc[-1]
+    verdicts.append(f"On {name} Origin's accuracy goes from {lo_b.correct}/{lo_b.n} at budget {lo_b.budget} to "
+                    f"{hi_b.correct}/{hi_b.n} at {hi_b.budget}, while its mean reasoning tokens go from "
+                    f"{lo_b.mean_reasoning_tokens:.1f} to {hi_b.mean_reasoning_tokens:.1f}"
+                    + (" (it stops by itself, so a larger budget adds nothing: a plateau)."
+                       if hi_b.mean_reasoning_tokens < 0.9 * hi_b.budget else
+                       " (it uses most of each budget, so it has not plateaued at these budgets)."))
+    for row in part[(part.method == "ttts") & (part.budget == hi_b.budget)].itertuples():
+        where = ("above" if row.ci_low > hi_b.ci_high else "below" if row.ci_high < hi_b.ci_low else "inside")
+        verdicts.append(f"{row.curve} at {row.budget}: {row.correct}/{row.n}, {where} Origin's interval.")
+book.show_markdown(book.reading(*verdicts))
 
 # %% [markdown]
 # ## Key numbers (checked in CI)
@@ -245,9 +271,10 @@ book.paper_vs_ours(paper_fig7, ours_fig7,
 # %%
 # NBVAL_CHECK_OUTPUT
 # Every number the chapter's prose cites (3 decimals: differences around 0 stay stable).
-book.print_numbers({"problems": cfg.n, "budgets": list(cfg.budgets), "word": ttts.word})
-for row in summary.to_dict("records"):
-    key = f"B={row['budget']} {row['method']}"
+book.print_numbers({"problems": cfg.n, "benchmarks": ", ".join(cfg.datasets), "budgets": budget_text,
+                    "words": ", ".join(cfg.words), "recipe": ttts.recipe})
+for row in sweep.to_dict("records"):
+    key = (f"{row['dataset']} " if len(cfg.datasets) > 1 else "") + f"B={row['budget']} {row['curve']}"
     book.print_numbers({
         f"{key}: correct": int(row["correct"]),
         f"{key}: accuracy": row["accuracy"],
@@ -262,12 +289,19 @@ for row in summary.to_dict("records"):
 
 # %%
 # The overview page reads this chapter's finding from here (the paper's Fig. 7 claim, decided from the numbers).
-last = summary[summary.budget == max(cfg.budgets)].set_index("method")
-book.save_key_numbers("08_ttts", {"largest budget": max(cfg.budgets), "Origin accuracy": last.loc["origin", "accuracy"],
-                                  "TTTS accuracy": last.loc["ttts", "accuracy"]}, cfg, lm, findings={"Fig. 7": {
-    "ours": (f"budget {max(cfg.budgets)}: Origin {last.loc['origin', 'correct']}/{last.loc['origin', 'n']}, "
-             f"TTTS {last.loc['ttts', 'correct']}/{last.loc['ttts', 'n']} ({cfg.dataset})"),
-    "holds": bool(last.loc["ttts", "ci_low"] > last.loc["origin", "ci_high"])}})
+last = pd.concat([part[part.budget == part.budget.max()] for _, part in sweep.groupby("dataset", sort=False)])
+key_numbers = {f"{row.dataset} {row.curve} accuracy at {row.budget}": row.accuracy for row in last.itertuples()}
+
+
+def _holds(part: pd.DataFrame) -> bool:
+    origin = part[part.method == "origin"].iloc[0]
+    return bool((part[part.method == "ttts"].ci_low > origin.ci_high).any())
+
+
+book.save_key_numbers("08_ttts", key_numbers, cfg, lm, findings={"Fig. 7": {
+    "ours": "; ".join(f"{d}, budget {part.budget.iloc[0]}: " + ", ".join(
+        f"{row.curve} {row.correct}/{row.n}" for row in part.itertuples()) for d, part in last.groupby("dataset", sort=False)),
+    "holds": bool(all(_holds(part) for _, part in last.groupby("dataset", sort=False)))}})
 
 # %%
 book.provenance_cell(cfg, model=lm);

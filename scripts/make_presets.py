@@ -11,9 +11,12 @@ name exists in the chapters' parameters cells.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from mipeaks.lens import PAPER_THINKING_TOKENS_R1_LLAMA_8B  # noqa: E402
 
 # slug: (hub id, role, number of blocks, device, partner slug)
 MODELS: dict[str, tuple[str, str, int, str, str | None]] = {
@@ -105,9 +108,10 @@ def render(slug: str) -> str:
             lines += [f"    model: {MODELS[partner][0]}  # the reasoning model of the pair (this chapter compares both)",
                       f"    base_model: {model}  # [P] {figure}"]
     words = ", ".join(["So", "Let", "Hmm", "I", "The", "Okay", "That", "First", "Now", "Wait"])
+    ttts_words = ", ".join(w for w, _ in PAPER_THINKING_TOKENS_R1_LLAMA_8B if w.isalpha())
     lines += [
         "  06_suppression:",
-        "    dataset: math500  # [P] GSM8K, MATH500 and AIME24, one run each: set gsm8k or aime24 for the others",
+        "    datasets: [gsm8k, math500, aime24]  # [P] Fig. 5's three panels",
         "    n: null  # [P] the whole benchmark",
         "    prompt_style: deepseek-math  # [C] the evaluation harness's prompt, no chat template",
         "    max_new_tokens: 8192  # [ours] not published",
@@ -120,10 +124,10 @@ def render(slug: str) -> str:
         "    ks: [0, 2, 4, 6, 8, 10]  # [P] Fig. 5's x-axis runs to about 10",
         "    thinking_list: paper  # [ours] the official R1-Llama-8B list's words; or chapter 4's exported jsonl",
         "  07_recycling:",
-        "    dataset: aime24  # [C] run_RR.sh (the paper also shows GSM8K and MATH500)",
-        "    n: null  # [P] the whole benchmark (30 problems)",
+        "    datasets: [gsm8k, math500, aime24]  # [P] Fig. 6's three panels ([C] run_RR.sh: aime24)",
+        "    n: null  # [P] the whole benchmark (AIME24: 30 problems)",
         "    prompt_style: deepseek-math  # [C]",
-        "    max_new_tokens: 16000  # [C] run_RR.sh",
+        "    max_new_tokens: 16000  # [C] run_RR.sh (its AIME24 run; [ours] the same for GSM8K and MATH500)",
         "    grading: paper  # [C]",
         "    extraction: harness  # [C]",
         "    intervention: recycle",
@@ -131,15 +135,20 @@ def render(slug: str) -> str:
         "    seed: 0  # [C] run_RR.sh",
         "    batch_size: 8  # [ours] the code decodes one at a time; each row's coin is its own, so batches equal batch 1",
         "  08_ttts:",
-        "    dataset: gsm8k  # [P] Fig. 7's GSM8K panel (set math500 or aime24 for the others)",
+        "    datasets: [gsm8k, math500, aime24]  # [P] Fig. 7's three panels",
         "    n: null  # [P] the whole benchmark",
         "    prompt_style: deepseek-math  # [C]",
-        "    max_new_tokens: 2560  # [P] the largest budget of the GSM8K panel",
-        "    budgets: [256, 512, 1024, 1536, 2048, 2560]  # [P] Fig. 7's GSM8K axis (MATH500: 512-5120; AIME24: about 3072-12288)",
+        "    max_new_tokens: 12288  # [P] the largest budget of the AIME24 panel",
+        "    budgets:  # [P] Fig. 7's x-axes (read from the figure), one per benchmark",
+        "      gsm8k: [256, 512, 1024, 1536, 2048, 2560]",
+        "      math500: [512, 1024, 2048, 3072, 4096, 5120]",
+        "      aime24: [3072, 4096, 6144, 8192, 10240, 12288]",
+        f"    words: [{ttts_words}]  # [C] every alphabetic word of the jsonl, one experiment each",
         "    grading: paper  # [C]",
         "    extraction: harness  # [C]",
         "    intervention: ttts",
-        "    params: {word: Wait, base_tokens: null, answer_tokens: 16}  # word: [ours] not stated; answer_tokens: [C]",
+        "    params: {recipe: official, base_tokens: 4096, answer_tokens: 16}  # [C] TTTS_evaluate.py: base of 4096, "
+        "one continuation of the budget, 16 answer tokens",
         "    seed: 0",
         "    batch_size: 8  # [ours] one KV cache per batch; rows continue, append words and stop on their own",
     ]

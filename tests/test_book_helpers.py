@@ -272,3 +272,81 @@ def test_embedded_model_conversion_prints_nothing(tmp_path, monkeypatch, capfd) 
     assert (path / "mipeaks-source.txt").is_file()
     out, err = capfd.readouterr()
     assert out == "" and err == "", (out + err)[:200]
+
+
+@pytest.mark.parametrize("stem", ["06_suppression", "07_recycling", "08_ttts"])
+def test_eval_chapters_type_no_model_or_run_size(stem) -> None:
+    """Issue 11 §1 for chapters 6-8: model, n and settings come from the run, not from typed prose."""
+    import jupytext
+
+    nb = jupytext.read(str(book.NOTEBOOK_DIR / f"{stem}.py"))
+    text = "\n".join(c.source for c in nb.cells if "parameters" not in c.metadata.get("tags", []))
+    for typed in ("SmolLM2", "135M", "CPU default", "NOT the paper", "30 blocks", "first 40", "a few dozen"):
+        assert typed not in text, f"{stem} types {typed!r}: generate it from the config and results"
+    assert "book.model_box(" in text and "book.reading(" in text and "book.save_key_numbers(" in text
+
+
+def test_data_text_and_title_of_a_benchmark_sweep() -> None:
+    sweep = {"model": "org/m", "datasets": ("gsm8k", "math500", "aime24"), "n": 5}
+    assert book.data_text(sweep) == "the first 5 problems of each of GSM8K test, MATH-500 and AIME 2024"
+    assert book.data_text({**sweep, "n": None}) == "all problems of GSM8K test, MATH-500 and AIME 2024"
+    assert book.data_text({**sweep, "datasets": ("arith",)}) == "the first 5 synthetic arithmetic (arith) problems"
+    assert book.figure_title("Fig. 5", sweep) == "Fig. 5: m, GSM8K test, MATH-500, AIME 2024, n=5 (not one of the paper's models)"
+    box = book.model_box({**sweep, "dtype": "bfloat16", "device": "cpu"}, settings="s")
+    assert "the first 5 problems of each of GSM8K test, MATH-500 and AIME 2024" in box
+
+
+def test_eval_settings_accuracy_and_truncation_sentences() -> None:
+    cfg = {"prompt_style": "deepseek-math", "max_new_tokens": 48, "grading": "verify", "extraction": "ours",
+           "batch_size": 10}
+    text = book.eval_settings(cfg, ks=[0, 5])
+    assert text == ("greedy decoding, `deepseek-math` prompt, at most 48 new tokens, grading `verify`, "
+                    "extraction `ours`, batch size 10; ks = [0, 5]")
+    # Wilson 95% interval of 5/10: 23.66%-76.34% (textbook value)
+    assert book.accuracy_text(5, 10) == "5/10 = 50% (95% Wilson interval 24%-76%)"
+    with pytest.raises(ValueError):
+        book.accuracy_text(1, 0)
+    most = book.truncation_sentence(34, 40, 48, "k = 0")
+    assert most.startswith("34 of the 40 k = 0 outputs (85%) stopped at the 48-token cap: most answers are cut off")
+    assert book.truncation_sentence(0, 4, 48, "Origin").endswith("every output ended on its own.")
+    assert book.truncation_sentence(1, 4, 48, "Origin").endswith("the others ended on their own.")
+    with pytest.raises(ValueError):
+        book.truncation_sentence(5, 4, 48, "x")
+
+
+def test_arm_sentences_read_the_intervals() -> None:
+    row = {"n": 10, "correct": 1, "changed": 7, "answer_changed": 3, "gold_logprob_diff": -0.5,
+           "gold_logprob_diff_ci_low": -0.8, "gold_logprob_diff_ci_high": -0.2, "ref_ci_low": 0.2366,
+           "ref_ci_high": 0.7634}
+    text = book.arm_sentences(row, label="thinking k = 5", reference="k = 0")
+    assert text.startswith("thinking k = 5: accuracy 1/10 = 10% (95% Wilson interval 2%-40%), outside k = 0's interval")
+    assert "7 of 10 outputs differ from k = 0's (3 extracted answers differ)" in text
+    assert "changes by -0.500 nats/token (95% interval -0.800 to -0.200): lower" in text
+    spans = book.arm_sentences({**row, "correct": 5, "gold_logprob_diff_ci_high": 0.1}, label="a", reference="b")
+    assert "inside b's interval" in spans and "no measurable change" in spans
+    higher = book.arm_sentences({**row, "gold_logprob_diff": 0.3, "gold_logprob_diff_ci_low": 0.1,
+                                 "gold_logprob_diff_ci_high": 0.5}, label="a", reference="b")
+    assert ": higher" in higher
+    same = book.arm_sentences({**row, "changed": 0, "answer_changed": 0}, label="a", reference="b")
+    assert same.endswith("so the gold answer's log-probability is unchanged.")
+    no_ref = book.arm_sentences({k: v for k, v in row.items() if not k.startswith("ref_")}, label="a", reference="b")
+    assert "interval" in no_ref and "b's interval" not in no_ref
+
+
+def test_task_note_of_another_model_on_arith_names_no_embedded_model() -> None:
+    note = book.task_note("arith", 4, 1, max_new_tokens=8, prompt_style="raw", model="/tmp/tiny-llama-preset")
+    assert "This run (tiny-llama-preset) uses `arith`" in note and "not from tiny-llama-preset's" in note
+    assert "SmolLM2" not in note and "135M" not in note and "CPU default" not in note
+    cpu = book.task_note("arith", 4, 1, max_new_tokens=8, prompt_style="raw", model="smollm2-135m-instruct")
+    assert "SmolLM2-135M-Instruct, answers almost no GSM8K problem" in cpu
+
+
+def test_recycling_layer_text() -> None:
+    from mipeaks.recycling import layer_text, paper_layer
+
+    assert [paper_layer(n) for n in (32, 28, 30, 48)] == [23, 20, 22, 35]  # round(23/31*(n-1))
+    assert layer_text(23, 32) == "ℓ* = 23 (block 24 of 32): the official run's layer"
+    assert layer_text(22, 30).endswith("the official run's relative depth (23 of 32 blocks)")
+    assert layer_text(-1, 3) == "ℓ* = 2 (block 3 of 3): not the official run's relative depth (that would be 1)"
+    with pytest.raises(ValueError):
+        paper_layer(0)

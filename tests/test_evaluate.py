@@ -12,12 +12,15 @@ import torch
 from mipeaks.data import Problem
 from mipeaks.evaluate import (
     EvalConfig,
+    RecyclingSweepConfig,
     SuppressionSweepConfig,
     TTTSSweepConfig,
     compare_arms,
     evaluate,
     gold_logprob,
+    benchmark_problems,
     load_result,
+    recycling_sweep,
     show_first_change,
     suppression_sweep,
     ttts_sweep,
@@ -151,7 +154,7 @@ def test_suppression_sweep(tiny, tmp_path) -> None:
 
 @pytest.mark.parametrize("tiny", ["llama"], indirect=True)
 def test_ttts_sweep(tiny) -> None:
-    cfg = TTTSSweepConfig(max_new_tokens=4, budgets=[2, 4], params={"word": "Wait", "answer_tokens": 2})
+    cfg = TTTSSweepConfig(max_new_tokens=4, budgets=[2, 4], words=["Wait"], params={"answer_tokens": 2})
     df = ttts_sweep(tiny, PROBLEMS[:2], cfg, progress=False)
     assert list(df[["budget", "method"]].itertuples(index=False, name=None)) == [
         (2, "origin"), (2, "ttts"), (4, "origin"), (4, "ttts")]
@@ -159,6 +162,53 @@ def test_ttts_sweep(tiny) -> None:
     assert (df[df.method == "origin"]["changed"] == 0).all() and (df[df.method == "origin"]["continuations"] == 0).all()
     ttts = load_result(df.path.iloc[-1])
     assert df["continuations"].iloc[-1] == sum(r["continuations"] for r in ttts.records)
+
+
+TOY = {"gsm8k": PROBLEMS[:2], "math500": [replace(p, id=f"m{p.id}", dataset="toy2") for p in PROBLEMS[1:]]}
+
+
+@pytest.mark.parametrize("tiny", ["llama"], indirect=True)
+def test_sweeps_over_benchmarks(tiny, tmp_path) -> None:
+    """Issue 11 §2: one sweep config runs every benchmark; each benchmark's rows equal a one-benchmark sweep."""
+    base = dict(max_new_tokens=3, out_dir=str(tmp_path))
+    both = suppression_sweep(tiny, TOY, SuppressionSweepConfig(datasets=["gsm8k", "math500"], ks=[0, 1], **base),
+                             progress=False)
+    assert list(both.dataset) == ["gsm8k"] * 4 + ["math500"] * 4 and list(both.n) == [2] * 4 + [2] * 4
+    alone = suppression_sweep(tiny, TOY["math500"], SuppressionSweepConfig(datasets=["math500"], ks=[0, 1], **base),
+                              progress=False)
+    cols = ["k", "arm", "words", "correct", "changed", "mean_tokens"]
+    assert both[both.dataset == "math500"][cols].reset_index(drop=True).equals(alone[cols])
+    rr = recycling_sweep(tiny, TOY, RecyclingSweepConfig(datasets=["gsm8k", "math500"], params={
+        "layer": 1, "words": ["the", "The"], "p": 0.5}, **base), progress=False)
+    assert list(rr.arm) == ["Origin", "RR p=0.5 (code)", "RR p=1 (paper text)"] * 2
+    # Origin is the suppression sweep's unsuppressed run: the same records file
+    assert rr.path.iloc[0] == both.path.iloc[0] and rr.path.iloc[3] == both.path.iloc[4]
+    assert (rr.recycles <= rr.triggers).all() and rr.recycles.iloc[2] == rr.triggers.iloc[2]  # p = 1: every trigger
+    with pytest.raises(ValueError, match="pass a mapping"):
+        suppression_sweep(tiny, PROBLEMS, SuppressionSweepConfig(datasets=["gsm8k", "math500"], **base))
+    with pytest.raises(ValueError, match=r"no problems given for the benchmarks \['math500'\]"):
+        benchmark_problems(SuppressionSweepConfig(datasets=["gsm8k", "math500"]), {"gsm8k": PROBLEMS})
+
+
+@pytest.mark.parametrize("tiny", ["llama"], indirect=True)
+def test_ttts_sweep_per_benchmark_budgets_and_words(tiny, tmp_path) -> None:
+    """Issue 11 §2-3: budgets per benchmark, one TTTS curve per word, the official recipe."""
+    cfg = TTTSSweepConfig(datasets=["gsm8k", "math500"], max_new_tokens=4, budgets={"gsm8k": [2, 4], "math500": [3]},
+                          words=["Wait", "So"], params={"recipe": "official", "base_tokens": 2, "answer_tokens": 2},
+                          out_dir=str(tmp_path))
+    df = ttts_sweep(tiny, TOY, cfg, progress=False)
+    assert list(df[["dataset", "budget", "curve"]].itertuples(index=False, name=None)) == [
+        ("gsm8k", 2, "Origin"), ("gsm8k", 2, "TTTS 'Wait'"), ("gsm8k", 2, "TTTS 'So'"),
+        ("gsm8k", 4, "Origin"), ("gsm8k", 4, "TTTS 'Wait'"), ("gsm8k", 4, "TTTS 'So'"),
+        ("math500", 3, "Origin"), ("math500", 3, "TTTS 'Wait'"), ("math500", 3, "TTTS 'So'")]
+    ttts = df[df.method == "ttts"]
+    # official: one word per problem, one continuation counted against the budget
+    assert (ttts.continuations == ttts.n).all() and (ttts.mean_reasoning_tokens <= ttts.budget).all()
+    for row in ttts.itertuples():
+        res = load_result(row.path)
+        assert res.config.intervention_config().word == row.word and res.config.dataset == row.dataset
+        assert all([k for k, _ in r["segments"]][:3] == ["base", "word", "continue"] for r in res.records)
+    assert TTTSSweepConfig(budgets={"gsm8k": [8]}, max_new_tokens=8).budgets_for("gsm8k") == (8,)
 
 
 def test_sweep_config_errors() -> None:
@@ -172,11 +222,28 @@ def test_sweep_config_errors() -> None:
         TTTSSweepConfig(max_new_tokens=100, budgets=(64, 128))
     with pytest.raises(ValueError, match="total_budget"):
         TTTSSweepConfig(params={"total_budget": 8})
+    with pytest.raises(ValueError, match="words go in `words`"):
+        TTTSSweepConfig(params={"word": "So"})
+    with pytest.raises(ValueError, match="words must be non-empty, distinct"):
+        TTTSSweepConfig(words=["So", "So"])
+    with pytest.raises(ValueError, match=r"budgets must give budgets for exactly the datasets \['gsm8k', 'aime24'\]"):
+        TTTSSweepConfig(datasets=["gsm8k", "aime24"], budgets={"gsm8k": [8]})
+    with pytest.raises(ValueError, match="budgets must be <= max_new_tokens=100"):
+        TTTSSweepConfig(max_new_tokens=100, datasets=["aime24"], budgets={"aime24": [64, 128]})
+    with pytest.raises(ValueError, match="datasets must hold names of .* got 'gsm9k' \\(did you mean 'gsm8k'\\?\\)"):
+        SuppressionSweepConfig(datasets=["gsm9k"])
+    with pytest.raises(ValueError, match="datasets must name at least one benchmark"):
+        RecyclingSweepConfig(datasets=[])
+    with pytest.raises(ValueError, match="names a benchmark twice"):
+        RecyclingSweepConfig(datasets=["gsm8k", "gsm8k"])
+    with pytest.raises(ValueError, match="pass dataset="):
+        SuppressionSweepConfig(datasets=["gsm8k", "aime24"]).eval_config()
+    assert SuppressionSweepConfig(datasets=["aime24"]).eval_config(intervention=None, params={}).dataset == "aime24"
     sweep = SuppressionSweepConfig(ks=(0, 5), thinking_list="paper")
     arm = sweep.eval_config(params={"words": ["So"]})  # a plain "suppress" config needs its words
     assert type(arm) is EvalConfig and arm.intervention == "suppress"
     # the sweep axis is not part of a run's identity: every k shares the baseline's records
-    assert sweep.fingerprint() == replace(sweep, ks=(0, 1)).fingerprint()
+    assert arm.fingerprint() == replace(sweep, ks=(0, 1)).eval_config(params={"words": ["So"]}).fingerprint()
 
 
 @pytest.mark.parametrize("tiny", ["llama"], indirect=True)

@@ -93,7 +93,8 @@ def test_plan_runs_offline_for_every_preset(slug, monkeypatch):
 
 
 def test_r1_llama_8b_recycling_recomputed_by_hand():
-    row = plan.plan("r1-llama-8b").set_index("chapter").loc["07_recycling"]
+    df = plan.plan("r1-llama-8b")
+    row = df[(df.chapter == "07_recycling") & df.note.str.startswith("aime24")].iloc[0]
     params = 8_030_261_248  # DeepSeek-R1-Distill-Llama-8B: 32 blocks, d 4096, 8 KV heads of 128, bf16
     weights = params * 2
     kv_token = 2 * 32 * 8 * 128 * 2
@@ -113,7 +114,8 @@ def test_r1_llama_8b_recycling_recomputed_by_hand():
 
 
 def test_70b_suppression_needs_three_devices():
-    row = plan.plan("r1-llama-70b").set_index("chapter").loc["06_suppression"]
+    df = plan.plan("r1-llama-70b")
+    row = df[(df.chapter == "06_suppression") & df.note.str.startswith("math500")].iloc[0]
     weights = 70_553_706_496 * 2
     kv = 2 * 80 * 8 * 128 * 2 * (256 + 8192) * 8  # batch 8 at 8192 new tokens
     assert row["devices"] == math.ceil((weights + kv) / (0.9 * 80 * 2**30)) == 3
@@ -128,9 +130,10 @@ def test_h100_is_cheaper_and_overhead_override():
 
 
 def test_context_overflow_is_flagged():
-    df = plan.plan("qwen2.5-math-7b").set_index("chapter")
-    assert "exceed the 4096-token context" in df.loc["07_recycling", "note"]
-    assert "exceed" not in plan.plan("r1-qwen-7b").set_index("chapter").loc["07_recycling", "note"]
+    df = plan.plan("qwen2.5-math-7b")
+    assert df[df.chapter == "07_recycling"].note.str.contains("exceed the 4096-token context").all()
+    qwen7 = plan.plan("r1-qwen-7b")
+    assert not qwen7[qwen7.chapter == "07_recycling"].note.str.contains("exceed").any()
 
 
 def _bad_preset(tmp_path: Path, chapter: str, **values) -> Path:
@@ -193,3 +196,22 @@ def test_bad_option_is_one_line(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--gpu" in err and "a100-80gb" in err
     assert plan.main(["--help"]) == 0 and "GPU-hours" in capsys.readouterr().out
+
+
+def test_r1_llama_8b_ttts_charges_words_budgets_and_reuse_by_hand():
+    """Issue 11 §2-3: one row per benchmark; each word pays one official run (4096 base + the largest
+    budget + 16 answer tokens), every smaller budget and Origin's answers only 16 tokens each."""
+    df = plan.plan("r1-llama-8b")
+    rows = df[df.chapter == "08_ttts"]
+    assert [note.split(";")[0] for note in rows.note] == ["gsm8k", "math500", "aime24"]
+    aime = rows.iloc[2]
+    n, words, budgets = 30, 18, [3072, 4096, 6144, 8192, 10240, 12288]
+    per_problem = words * (4096 + 12288 + 16) + words * 5 * 16 + (12288 + 16) + 5 * 16
+    assert per_problem == 309_024
+    assert aime["generated"] == n * per_problem == 9_270_720
+    assert aime["arms"] == (1 + words) * len(budgets) == 114 and aime["batch"] == 8
+    prompt = 256
+    assert aime["teacher_forced"] == n * (114 * prompt + words * (6 * 4096 + sum(budgets)) + sum(budgets)) == 39_244_800
+    assert rows.iloc[0]["problems"] == 1319 and rows.iloc[1]["problems"] == 500
+    rr = df[df.chapter == "07_recycling"]
+    assert list(rr.problems) == [1319, 500, 30] and (rr.layers == "RR 23").all()

@@ -49,7 +49,7 @@ def test_ttts_sweep_reads_every_budget_off_the_largest(embedded, tmp_path) -> No
     reused = []
     for budget, method, path in df[["budget", "method", "path"]].itertuples(index=False, name=None):
         res = load_result(path)
-        params = {"answer_tokens": 4, "total_budget": budget}
+        params = {"answer_tokens": 4, "total_budget": budget, **({"word": "Wait"} if method == "ttts" else {})}
         alone = evaluate(m, PROBLEMS, cfg.eval_config(intervention=method, params=params,
                                                       out_dir=str(tmp_path / "alone")), progress=False)
         assert alone.path.name == res.path.name  # the same run: a stand-alone call would resume this file
