@@ -81,19 +81,19 @@ from mipeaks.ttts import PAPER_FIG7
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"
 datasets = ["arith"]  # the paper: ["gsm8k", "math500", "aime24"]; the CPU run: chapter 6's synthetic problems
-n = 14  # the paper: the whole benchmark; TTTS decodes one problem at a time (CI time)
+n = 40  # the paper: the whole benchmark
 prompt_style = "deepseek-math"  # the paper's prompt (see above for why not "chat" here)
-max_new_tokens = 48  # the largest budget allowed
+max_new_tokens = 80  # the largest budget allowed
 grading = "verify"
 extraction = "ours"  # "harness": the Qwen2.5-Math harness's answer extraction (the paper presets)
 intervention = "ttts"
 params = {"recipe": "budget", "base_tokens": None, "answer_tokens": 16}  # the paper presets: official, 4096, 16
 seed = 0
-batch_size = 1
+batch_size = 10  # problems per generate call; rows take their words and stop on their own
 dtype = "float32"
 device = "cpu"
 out_dir = None  # None: runs/evals/ at the repository root
-budgets = [24, 48]  # the paper's GSM8K axis: 256-2560
+budgets = [40, 80]  # the paper's GSM8K axis: 256-2560
 words = ["Wait"]  # the official code runs each word of its list
 
 # %%
