@@ -711,6 +711,33 @@ def differences(config: Any, paper: Mapping[str, Any] | None = None) -> str:
     return "\n".join(rows)
 
 
+def budget_trend(low: Mapping[str, Any], high: Mapping[str, Any]) -> str:
+    """Origin's accuracy between two budgets, in words, judged against binomial noise.
+
+    ``low`` and ``high`` hold ``correct``, ``n``, ``budget`` and ``mean_reasoning_tokens`` (rows of
+    :func:`mipeaks.evaluate.ttts_sweep`). The accuracy "rises" or "falls" only when the larger
+    budget's count leaves the smaller budget's 95% Wilson interval; it "plateaus" only when it
+    stays inside it **and** the model stops by itself well inside the budget (< 75% used on average).
+    """
+    from mipeaks.evaluate import wilson_interval
+
+    lo, hi = wilson_interval(int(low["correct"]), int(low["n"]))
+    acc = int(high["correct"]) / int(high["n"])
+    used = float(high["mean_reasoning_tokens"]) / float(high["budget"])
+    text = (f"Origin's accuracy goes from {low['correct']}/{low['n']} at budget {low['budget']} to "
+            f"{high['correct']}/{high['n']} at {high['budget']}, while its mean reasoning tokens go from "
+            f"{float(low['mean_reasoning_tokens']):.1f} to {float(high['mean_reasoning_tokens']):.1f} "
+            f"({used:.0%} of the larger budget)")
+    if acc > hi:
+        return text + ": it still rises beyond the binomial noise, so it has not plateaued at these budgets."
+    if acc < lo:
+        return text + ": it falls beyond the binomial noise."
+    if used < 0.75:
+        return text + ": no change beyond the noise while the model stops by itself, a plateau."
+    return (text + ": no change beyond the noise, but the model uses most of the budget, so these budgets "
+            "cannot tell a plateau from a slow rise.")
+
+
 def reading(*sentences: str | None, title: str = "Reading") -> str:
     """A ``**Reading.**`` paragraph from sentences chosen from the numbers (None and "" are skipped)."""
     body = " ".join(s.strip() for s in sentences if s and s.strip())

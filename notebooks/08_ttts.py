@@ -254,12 +254,7 @@ for dataset, part in sweep.groupby("dataset", sort=False):
     name = book.DATASET_NAMES.get(dataset, dataset)
     origin = part[part.method == "origin"].sort_values("budget")
     lo_b, hi_b = origin.iloc[0], origin.iloc[-1]
-    verdicts.append(f"On {name} Origin's accuracy goes from {lo_b.correct}/{lo_b.n} at budget {lo_b.budget} to "
-                    f"{hi_b.correct}/{hi_b.n} at {hi_b.budget}, while its mean reasoning tokens go from "
-                    f"{lo_b.mean_reasoning_tokens:.1f} to {hi_b.mean_reasoning_tokens:.1f}"
-                    + (" (it stops by itself, so a larger budget adds nothing: a plateau)."
-                       if hi_b.mean_reasoning_tokens < 0.9 * hi_b.budget else
-                       " (it uses most of each budget, so it has not plateaued at these budgets)."))
+    verdicts.append(f"On {name} " + book.budget_trend(lo_b, hi_b))
     for row in part[(part.method == "ttts") & (part.budget == hi_b.budget)].itertuples():
         where = ("above" if row.ci_low > hi_b.ci_high else "below" if row.ci_high < hi_b.ci_low else "inside")
         verdicts.append(f"{row.curve} at {row.budget}: {row.correct}/{row.n}, {where} Origin's interval.")

@@ -350,3 +350,16 @@ def test_recycling_layer_text() -> None:
     assert layer_text(-1, 3) == "ℓ* = 2 (block 3 of 3): not the official run's relative depth (that would be 1)"
     with pytest.raises(ValueError):
         paper_layer(0)
+
+
+def test_budget_trend_calls_a_plateau_only_when_flat_and_stopping() -> None:
+    def row(correct, budget, tokens):
+        return {"correct": correct, "n": 40, "budget": budget, "mean_reasoning_tokens": tokens}
+
+    # 6/40 has Wilson interval 7%-29%: 16/40 = 40% is above it, 1/40 below, 11/40 inside
+    assert "still rises" in book.budget_trend(row(6, 40, 38.8), row(16, 80, 50.0))
+    assert "falls" in book.budget_trend(row(6, 40, 38.8), row(1, 80, 50.0))
+    flat = book.budget_trend(row(6, 40, 38.8), row(11, 80, 40.0))
+    assert "a plateau" in flat and "50% of the larger budget" in flat
+    busy = book.budget_trend(row(6, 40, 38.8), row(11, 80, 71.3))  # 89% used: most outputs hit the cap
+    assert "cannot tell a plateau" in busy and "a plateau." not in busy
