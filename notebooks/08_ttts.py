@@ -82,7 +82,7 @@ from mipeaks.ttts import PAPER_FIG7
 model = "smollm2-135m-instruct"
 datasets = ["arith"]  # the paper: ["gsm8k", "math500", "aime24"]; the CPU run: chapter 6's synthetic problems
 n = 40  # the paper: the whole benchmark
-prompt_style = "deepseek-math"  # the paper's prompt (see above for why not "chat" here)
+prompt_style = "deepseek-math"  # the paper's evaluation prompt
 max_new_tokens = 80  # the largest budget allowed
 grading = "verify"
 extraction = "ours"  # "harness": the Qwen2.5-Math harness's answer extraction (the paper presets)
