@@ -363,3 +363,12 @@ def test_budget_trend_calls_a_plateau_only_when_flat_and_stopping() -> None:
     assert "a plateau" in flat and "50% of the larger budget" in flat
     busy = book.budget_trend(row(6, 40, 38.8), row(11, 80, 71.3))  # 89% used: most outputs hit the cap
     assert "cannot tell a plateau" in busy and "a plateau." not in busy
+
+
+def test_data_text_of_a_one_benchmark_sweep_names_its_sampling() -> None:
+    """A sweep config has ``datasets``, not ``dataset``: its one benchmark decides the sampling rule."""
+    from mipeaks.evaluate import SuppressionSweepConfig
+
+    text = book.data_text(SuppressionSweepConfig(datasets=("math-train",), n=40))
+    assert "40 MATH train problems (a seeded random sample, seed 0)" in text, text
+    assert book.data_text(SuppressionSweepConfig(datasets=("gsm8k",), n=40)).startswith("the first 40 ")
