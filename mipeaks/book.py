@@ -52,6 +52,8 @@ from typing import Any
 
 import pandas as pd
 
+from . import store
+
 __all__ = [
     "DATASET_NAMES",
     "KEY_NUMBERS_MIME",
@@ -94,6 +96,8 @@ __all__ = [
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 _STARTED = time.time()
+#: Seconds a chapter waits for another process writing the same run (``$MIPEAKS_WRITER_WAIT``).
+CHAPTER_WRITER_WAIT = 3600
 
 
 # ---------------------------------------------------------------------------
@@ -136,7 +140,8 @@ def set_style() -> None:
 def init_notebook() -> float:
     """Start a chapter: set the seaborn style, print warnings without paths, start the wall clock.
 
-    Also sets ``TOKENIZERS_PARALLELISM=false``, silences ``DeprecationWarning`` and
+    Also sets ``TOKENIZERS_PARALLELISM=false`` and ``$MIPEAKS_WRITER_WAIT`` (a chapter executed
+    beside another that writes the same run waits for it, see :func:`mipeaks.store.writer_lock`), silences ``DeprecationWarning`` and
     ``FutureWarning`` from libraries (they vary between environments and would make outputs
     machine-dependent) and tqdm's "IProgress not found" notice, and turns off the Hugging Face
     download and weight-loading progress bars.
@@ -149,6 +154,8 @@ def init_notebook() -> float:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # read when transformers is imported
+    # Chapters share runs (1-4, 9) and records (6, 7): one run beside another waits for it, then resumes.
+    os.environ.setdefault(store.WAIT_ENV, str(CHAPTER_WRITER_WAIT))
     if "transformers" in sys.modules:  # already imported: switch its bars off directly
         from transformers.utils import logging as hf_logging
 

@@ -409,8 +409,7 @@ def collect(
     ids = [p.id for p in problems]
     settings = json.loads(json.dumps(dataclasses.asdict(config)))
     manifest_path = out / "manifest.json"
-    old = _read_manifest(manifest_path)
-    if old is not None and old["config"] != settings:
+    if (old := _read_manifest(manifest_path)) is not None and old["config"] != settings:
         raise ValueError(f"{out} holds a run with a different config ({old['config']}); use a new directory")
     code, weights = code_fingerprint(COLLECT_CODE), model_fingerprint(model)
     prompts = [encode_prompt(model.tokenizer, p, config.prompt_style) for p in problems]
@@ -425,8 +424,6 @@ def collect(
                 "problem_ids": ids,
                 "estimator_note": "states[t] predicts token t; gold = last-token state of the gold text",
                 **provenance()}
-    same_code = old is not None and (old.get("code_fingerprint"), old.get("weights_fingerprint")) == (code, weights)
-    commits = list(old.get("git_commits", [old.get("git_commit")])) if same_code else []
 
     def write_manifest(wrote: bool) -> None:
         if wrote and manifest["git_commit"] not in commits:
@@ -441,6 +438,9 @@ def collect(
     lock = out / (".writer.lock" if world == 1 else f".writer-rank{rank}-of-{world}.lock")
     wrote = False
     with writer_lock(lock):
+        old = _read_manifest(manifest_path)  # again: a writer this one waited for may have made it
+        same_code = old is not None and (old.get("code_fingerprint"), old.get("weights_fingerprint")) == (code, weights)
+        commits = list(old.get("git_commits", [old.get("git_commit")])) if same_code else []
         if rank == 0:
             write_manifest(False)
             for extra in out.glob("records/*.safetensors"):  # records past the end of a shorter list

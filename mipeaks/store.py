@@ -19,7 +19,9 @@ A stale or damaged record is recomputed, with one warning line (logger ``mipeaks
 file and the reason. Files are written atomically (unique temporary file, flush, fsync, rename) and
 a JSONL record is appended, newline-terminated, in one write. A writer holds a lock
 (:func:`writer_lock`, the ``filelock`` package) per run directory or records file; a second writer
-gets :class:`WriterLockedError` naming the holder's pid and host.
+gets :class:`WriterLockedError` naming the holder's pid and host, or, with ``$MIPEAKS_WRITER_WAIT``
+seconds set (the book's chapters set it: they share runs), waits that long for the holder and then
+resumes from what it wrote.
 
 Under ``torchrun`` / ``accelerate launch`` (``RANK``, ``WORLD_SIZE`` set) :func:`rank_world` joins or
 starts a process group (gloo), each rank takes every ``world``-th batch (:func:`shard`) and writes
@@ -70,6 +72,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("mipeaks")
+
+#: Environment variable: seconds :func:`writer_lock` waits for another writer (default 0: refuse).
+WAIT_ENV = "MIPEAKS_WRITER_WAIT"
 T = TypeVar("T")
 
 #: Package modules whose code changes a collection record (trace tokens, states, gold state).
@@ -260,26 +265,52 @@ def rewrite_jsonl(path: str | Path, records: Sequence[Mapping[str, Any]]) -> Non
 
 
 @contextlib.contextmanager
-def writer_lock(path: str | Path) -> Iterator[None]:
+def writer_lock(path: str | Path, wait: float | None = None) -> Iterator[None]:
     """Hold the writer lock ``path`` (a ``filelock`` lock file) while the block runs.
 
     The holder's pid, host and start time are written beside it (``<path>.owner``).
 
+    Args:
+        path: the lock file.
+        wait: seconds to wait for another holder before giving up (None: ``$MIPEAKS_WRITER_WAIT``,
+            default 0, i.e. refuse at once). Chapters of the book share runs and records files, so
+            :func:`mipeaks.book.init_notebook` sets it: a chapter run beside another waits, then
+            resumes the other's finished records instead of failing.
+
     Raises:
-        WriterLockedError: another process holds it; the message names the holder.
+        WriterLockedError: another process holds it (after ``wait`` seconds); the message names the holder.
+        ValueError: ``wait`` (or ``$MIPEAKS_WRITER_WAIT``) is not a number >= 0.
     """
     path = Path(path)
+    if wait is None:
+        raw = os.environ.get(WAIT_ENV, "0") or "0"
+        try:
+            wait = float(raw)
+        except ValueError:
+            raise ValueError(f"${WAIT_ENV} must be a number of seconds, got {raw!r}") from None
+    if not wait >= 0:  # also refuses NaN
+        raise ValueError(f"writer_lock wait must be >= 0 seconds, got {wait!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     owner = path.with_name(path.name + ".owner")
     lock = filelock.FileLock(str(path), timeout=0)
+
+    def holder() -> str:
+        with contextlib.suppress(OSError):
+            return owner.read_text().strip() or "unknown process"
+        return "unknown process"
+
     try:
         lock.acquire()
     except filelock.Timeout:
-        holder = "unknown process"
-        with contextlib.suppress(OSError):
-            holder = owner.read_text().strip() or holder
-        raise WriterLockedError(f"{path.parent} is being written by {holder} (lock {path.name}); "
-                                "wait for it to finish or write elsewhere") from None
+        if not wait:
+            raise WriterLockedError(f"{path.parent} is being written by {holder()} (lock {path.name}); "
+                                    "wait for it to finish or write elsewhere") from None
+        log.info("%s is being written by %s; waiting up to %g s", path.parent, holder(), wait)
+        try:
+            lock.acquire(timeout=wait)
+        except filelock.Timeout:
+            raise WriterLockedError(f"{path.parent} is still being written by {holder()} after {wait:g} s "
+                                    f"(lock {path.name}); wait for it to finish or write elsewhere") from None
     try:
         atomic_write(owner, f"pid {os.getpid()} on {socket.gethostname()} since "
                             f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n")

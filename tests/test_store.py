@@ -295,14 +295,81 @@ def test_a_second_writer_gets_one_line_naming_the_holder(tiny, tmp_path) -> None
             pass
 
 
+def _hold(lock: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, str(WORKER), "lock", str(lock)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+@pytest.mark.parametrize("tiny", ["llama"], indirect=True)
+def test_a_waiting_writer_resumes_what_the_holder_wrote(tiny, tmp_path, monkeypatch) -> None:
+    """With $MIPEAKS_WRITER_WAIT (the book's chapters) a second writer waits, then reuses the holder's records."""
+    import threading
+
+    from mipeaks.models import count_forward_calls
+
+    problems = load_problems("gsm8k", 2, path=_local_file(tmp_path / "mine.jsonl", QUESTIONS[:2]))
+    cfg, cc = EvalConfig(max_new_tokens=3), CollectConfig(model="tiny-llama", n=2, max_new_tokens=3)
+    ref = evaluate(tiny, problems, cfg, out_path=tmp_path / "ref" / "e.jsonl", progress=False)
+    collect(tiny, problems, cc, tmp_path / "ref" / "run", progress=False)
+    ref_manifest = json.loads((tmp_path / "ref" / "run" / "manifest.json").read_text())
+    assert ref_manifest["git_commits"]
+    out = tmp_path / "out"
+    holders = [_hold(out / ".e.jsonl.lock"), _hold(out / "run" / ".writer.lock")]
+
+    def finish_then_release() -> None:  # each holder "writes" its result while the other side waits, then lets go
+        time.sleep(1.0)
+        shutil.copytree(tmp_path / "ref" / "run", out / "run", dirs_exist_ok=True)
+        holders[1].communicate("\n", timeout=30)
+        time.sleep(1.0)
+        for suffix in (".jsonl", ".manifest.json"):
+            shutil.copy(ref.path.with_suffix(suffix), out / f"e{suffix}")
+        holders[0].communicate("\n", timeout=30)
+
+    monkeypatch.setenv("MIPEAKS_WRITER_WAIT", "120")
+    thread = threading.Thread(target=finish_then_release)
+    thread.start()
+    try:
+        with count_forward_calls(tiny) as calls:
+            run = collect(tiny, problems, cc, out / "run", progress=False)
+            res = evaluate(tiny, problems, cfg, out_path=out / "e.jsonl", progress=False)
+    finally:
+        thread.join()
+    assert calls[0] == 0  # nothing recomputed: both resumed the holders' finished records
+    assert _strip(res.records) == _strip(ref.records) and len(run) == 2
+    manifest = json.loads((out / "run" / "manifest.json").read_text())
+    assert manifest["git_commits"] == ref_manifest["git_commits"]  # read after waiting, not before
+
+
+def test_writer_wait_times_out_with_the_holder_named(tmp_path, monkeypatch) -> None:
+    proc = _hold(tmp_path / "x.lock")
+    try:
+        with pytest.raises(WriterLockedError, match=f"still being written by pid {proc.pid} on .* after 0.3 s"):
+            with writer_lock(tmp_path / "x.lock", wait=0.3):
+                pass
+        monkeypatch.setenv("MIPEAKS_WRITER_WAIT", "soon")
+        with pytest.raises(ValueError, match="MIPEAKS_WRITER_WAIT must be a number of seconds, got 'soon'"):
+            with writer_lock(tmp_path / "x.lock"):
+                pass
+        with pytest.raises(ValueError, match="wait must be >= 0"):
+            with writer_lock(tmp_path / "x.lock", wait=-1):
+                pass
+    finally:
+        proc.communicate("\n", timeout=30)
+    with writer_lock(tmp_path / "x.lock", wait=0.3):  # free again: taken at once
+        pass
+
+
 # ------------------------------------------------------------------------------- kill -9, data parallel
 
 
-def _run_worker(out: Path, *args: str, torchrun: bool = False, kill_when=None, timeout: float = 400) -> int:
-    """Run the worker (optionally under torchrun); ``kill_when(out)`` returns a pid to SIGKILL once it can."""
+def _run_worker(out: Path, model: Path, *args: str, torchrun: bool = False, kill_when=None,
+                timeout: float = 400) -> int:
+    """Run the worker on ``model`` (optionally under torchrun); ``kill_when(out)`` returns a pid to SIGKILL once it can."""
     head = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node", "2"] if torchrun \
         else [sys.executable]
-    proc = subprocess.Popen([*head, str(WORKER), "run", str(out), *args], env=_env(), cwd=ROOT,
+    proc = subprocess.Popen([*head, str(WORKER), "run", str(out), "--model", str(model), *args], env=_env(), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     start, killed = time.monotonic(), False
     while proc.poll() is None and time.monotonic() - start < timeout:
@@ -332,9 +399,16 @@ def _owner_pid(lock: Path) -> int | None:
         return None
 
 
+# The workers run a tiny random Llama saved to disk (a stand-in for a hub model: a process starts in seconds).
+# It never stops early, so each problem takes all 160 steps (about a second): time to kill
+# a worker between two records.
+WORKER_ARGS = ("--tokens", "160", "--batch", "1")
+
+
 @pytest.mark.slow
-def test_kill_9_mid_collection_then_resume(tmp_path) -> None:
-    args = ("--problems", "3", "--tokens", "8", "--batch", "1")
+@pytest.mark.heavy
+def test_kill_9_mid_collection_then_resume(tmp_path, tiny_model_dir) -> None:
+    args = (tiny_model_dir, "--problems", "3", *WORKER_ARGS)
     _run_worker(tmp_path / "ref", *args)
 
     def first_record(out: Path) -> int | None:
@@ -348,23 +422,11 @@ def test_kill_9_mid_collection_then_resume(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_torchrun_two_ranks_equal_one_process_and_resume_a_killed_rank(tmp_path) -> None:
-    args = ("--problems", "4", "--tokens", "8", "--batch", "2")
+@pytest.mark.heavy
+def test_torchrun_two_ranks_resume_a_killed_rank_and_equal_one_process(tmp_path, tiny_model_dir) -> None:
+    args = (tiny_model_dir, "--problems", "4", *WORKER_ARGS)  # one problem per batch: rank 0 takes 0, 2; rank 1: 1, 3
     _run_worker(tmp_path / "one", *args)
-    _run_worker(tmp_path / "two", *args, torchrun=True)
-    for name in ("one", "two"):
-        run = load_run(tmp_path / name / "run")
-        assert len(run) == 4 and [t.problem_id for t in run.traces()] == ["0", "1", "2", "3"]
-    assert _files(tmp_path / "two" / "run") == _files(tmp_path / "one" / "run")
-    assert _rows(tmp_path / "two" / "evals.jsonl") == _rows(tmp_path / "one" / "evals.jsonl")
-    assert not list((tmp_path / "two").glob("evals.rank*.jsonl"))  # merged by rank 0
-    manifest = json.loads((tmp_path / "two" / "run" / "manifest.json").read_text())
-    assert manifest["problem_ids"] == ["0", "1", "2", "3"] and manifest["git_commits"]
-
-    # one batch per problem: kill rank 1 after its first collection record, then after its first evaluation record
-    args = ("--problems", "4", "--tokens", "8", "--batch", "1")
-    _run_worker(tmp_path / "ref", *args)
-    out = tmp_path / "cut"
+    out = tmp_path / "two"
 
     def rank1_collected(out: Path) -> int | None:
         return _owner_pid(out / "run" / ".writer-rank1-of-2.lock") if (out / "run/records/00001.json").exists() \
@@ -375,14 +437,20 @@ def test_torchrun_two_ranks_equal_one_process_and_resume_a_killed_rank(tmp_path)
         done = shard_file.exists() and shard_file.read_text().count("\n") >= 1
         return _owner_pid(out / ".evals.rank1.jsonl.lock") if done else None
 
+    # kill rank 1 after its first collection record, then after its first evaluation record, then finish
     assert _run_worker(out, *args, torchrun=True, kill_when=rank1_collected) != 0
     assert not (out / "run/records/00003.json").exists()
     assert _run_worker(out, *args, torchrun=True, kill_when=rank1_evaluated) != 0
     assert [r["id"] for r in read_jsonl(out / "evals.rank1.jsonl")[0]] == ["1"]  # rank 1's share: 1 and 3
     _run_worker(out, *args, torchrun=True)
-    assert _files(out / "run") == _files(tmp_path / "ref" / "run")
-    assert _rows(out / "evals.jsonl") == _rows(tmp_path / "ref" / "evals.jsonl")
-    assert not (out / "evals.rank1.jsonl").exists()
+    for name in ("one", "two"):
+        run = load_run(tmp_path / name / "run")
+        assert len(run) == 4 and [t.problem_id for t in run.traces()] == ["0", "1", "2", "3"]
+    assert _files(out / "run") == _files(tmp_path / "one" / "run")
+    assert _rows(out / "evals.jsonl") == _rows(tmp_path / "one" / "evals.jsonl")
+    assert not list(out.glob("evals.rank*.jsonl"))  # merged by rank 0
+    manifest = json.loads((out / "run" / "manifest.json").read_text())
+    assert manifest["problem_ids"] == ["0", "1", "2", "3"] and manifest["git_commits"]
 
 
 def test_runs_read_names_the_commit(tmp_path) -> None:
