@@ -23,17 +23,23 @@ TEST_WORKERS ?= 2
 TEST_THREADS ?= $(shell n=$$(( $$(nproc 2>/dev/null || echo 2) / $(TEST_WORKERS) )); echo $$(( n > 0 ? n : 1 )))
 XDIST = $(if $(filter 1,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS))
 
+# Unit tests and nbval (re-execute the notebooks, compare the cells marked NBVAL_CHECK_OUTPUT) in one
+# session of TEST_WORKERS processes: a notebook's cells stay on one worker (one kernel), long items go
+# first (tests/conftest.py), so neither phase waits for the other's last item.
+NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg
 test: setup
-	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q $(XDIST) tests $(PYTEST_ARGS)
-	@if ls notebooks/*.ipynb >/dev/null 2>&1; then $(MAKE) --no-print-directory test-notebooks; fi
+	HF_HUB_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q -p no:cacheprovider $(XDIST) \
+		$(if $(filter 1,$(TEST_WORKERS)),,--dist loadgroup) tests $(NBVAL) $(wildcard notebooks/*.ipynb) $(PYTEST_ARGS)
 
-# nbval: re-execute the notebooks and compare the cells marked NBVAL_CHECK_OUTPUT (one: NOTEBOOKS=notebooks/05_error_bounds.ipynb).
-# --dist loadscope keeps each notebook's cells (one kernel) on one worker.
+test-unit: setup
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q $(XDIST) \
+		$(if $(filter 1,$(TEST_WORKERS)),,--dist worksteal) tests $(PYTEST_ARGS)
+
+# nbval alone (one notebook: NOTEBOOKS=notebooks/05_error_bounds.ipynb).
 NOTEBOOKS ?= notebooks/*.ipynb
 test-notebooks: setup
 	HF_HUB_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q -p no:cacheprovider \
-		$(XDIST) $(if $(filter 1,$(TEST_WORKERS)),,--dist loadscope) --nbval-lax \
-		--nbval-sanitize-with notebooks/sanitize.cfg $(NOTEBOOKS)
+		$(XDIST) $(if $(filter 1,$(TEST_WORKERS)),,--dist loadscope) $(NBVAL) $(NOTEBOOKS)
 
 # Execute every chapter on the embedded model and build _build/html. Execution is cached
 # (_build/.jupyter_cache): a rebuild re-executes only the chapters whose code changed.

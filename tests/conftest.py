@@ -18,11 +18,26 @@ from mipeaks.models import EMBEDDED_MODEL, cache_dir, load_model, wrap_model
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Schedule long work first and keep each notebook's cells together.
+
+    ``make test`` runs the unit tests and nbval in one pytest-xdist session (``--dist loadgroup``).
+    A notebook's cells share one kernel, so they form one ``xdist_group``. The notebooks, then the
+    tests marked ``heavy``, go first (longest-first scheduling): no worker ends on a long item
+    while the other idles.
+    """
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.xdist_group(name=item.path.name))
+    items.sort(key=lambda item: 0 if item.path.suffix == ".ipynb" else 1 if item.get_closest_marker("heavy") else 2)
+
+
 @pytest.fixture(autouse=True)
 def _seed_and_free(monkeypatch, tmp_path):
     """Seed torch, keep runs and evaluation records out of the repository, free memory afterwards."""
     torch.manual_seed(0)
     monkeypatch.setenv("MIPEAKS_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("MIPEAKS_WRITER_WAIT", raising=False)  # refuse a second writer (init_notebook sets a wait)
     yield
     gc.collect()
 
@@ -81,6 +96,24 @@ def build_tiny(arch: str, tokenizer_dir: Path, *, n_layers: int = 3, seed: int =
     torch.manual_seed(seed)
     hf = AutoModelForCausalLM.from_config(config).float().eval()
     return wrap_model(hf, tok, name=f"tiny-{arch}", source="random init from config")
+
+
+def save_tiny_llama(path: Path, tokenizer_dir: Path, **overrides) -> Path:
+    """Save a tiny random Llama (:func:`tiny_config`, seed 0) and its tokenizer to ``path``: a stand-in
+    for a hub model in launcher, subprocess and preset tests (loads in about a second)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(tiny_config(tok, **overrides)).float().eval().save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer_dir) -> Path:
+    """A tiny random Llama saved to a local directory (see :func:`save_tiny_llama`)."""
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama-saved"), tokenizer_dir)
 
 
 @pytest.fixture(scope="session", params=TINY_ARCHS)

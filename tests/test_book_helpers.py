@@ -263,6 +263,7 @@ def test_mi_chapters_type_no_model_or_run_size(stem) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_embedded_model_conversion_prints_nothing(tmp_path, monkeypatch, capfd) -> None:
     """Issue 11 §5: the one-time GGUF conversion's progress bars must not land in chapter 1."""
     from mipeaks.models import _embedded_snapshot

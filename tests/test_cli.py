@@ -174,6 +174,7 @@ def test_layer_that_does_not_exist(capsys):
     assert not list(Path(os.environ["MIPEAKS_RUNS"]).glob("*/manifest.json"))  # nothing collected
 
 
+@pytest.mark.heavy
 def test_bad_values_in_a_subprocess_have_no_traceback(tmp_path):
     for argv, expected in ((["collect", "--max-new-tokens", "abc"], "--max-new-tokens: expected an int"),
                            (["collect", "--device", "tpu", "--n", "1"], "--device: expected cpu, cuda"),
@@ -208,6 +209,7 @@ def test_plan_is_registered():
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_collect_then_mi_then_pipeline_module(tmp_path):
     settings = ["--n", "2", "--max-new-tokens", "6", "--batch-size", "2"]
     proc = _run("collect", *settings, "--no-progress")

@@ -571,6 +571,7 @@ def test_aime24_answers_extracted() -> None:
 MV_CASES = Path(__file__).resolve().parent / "data" / "math_verify_cases.jsonl"
 
 
+@pytest.mark.heavy
 def test_verify_mode_matches_math_verify_on_its_own_cases() -> None:
     import logging
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +39,7 @@ def _load(hf_home: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", LOAD, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.heavy
 def test_hub_id_loads_offline_from_a_cache_snapshot(tokenizer_dir, tmp_path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 

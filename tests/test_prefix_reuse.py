@@ -40,9 +40,10 @@ def test_replay_budget_follows_the_recipe_rules() -> None:
                          word_len=1) == [("base", [1, 2, 3])]
 
 
+@pytest.mark.heavy
 def test_ttts_sweep_reads_every_budget_off_the_largest(embedded, tmp_path) -> None:
     m = embedded
-    cfg = TTTSSweepConfig(prompt_style="chat", max_new_tokens=28, budgets=(6, 12, 20, 28), batch_size=4,
+    cfg = TTTSSweepConfig(prompt_style="chat", max_new_tokens=28, budgets=(6, 16, 28), batch_size=4,
                           params={"answer_tokens": 4}, out_dir=str(tmp_path / "sweep"))
     with count_forward_calls(m) as sweep_calls:
         df = ttts_sweep(m, PROBLEMS, cfg, progress=False)
@@ -56,7 +57,7 @@ def test_ttts_sweep_reads_every_budget_off_the_largest(embedded, tmp_path) -> No
         assert _strip(res.records) == _strip(alone.records), (budget, method)
         reused += [r["reused_prefix"]["tokens"] for r in res.records if "reused_prefix" in r]
     assert sum(df[df.method == "ttts"]["continuations"]) > 0  # the word path is exercised
-    assert len(reused) == 7 * len(PROBLEMS) and min(reused) > 0
+    assert len(reused) == 5 * len(PROBLEMS) and min(reused) > 0  # every run but the largest TTTS
     with count_forward_calls(m) as top_calls:
         for method in ("ttts", "origin"):
             evaluate(m, PROBLEMS, cfg.eval_config(intervention=method, params={"answer_tokens": 4, "total_budget": 28},
@@ -84,6 +85,7 @@ def baseline(embedded, tmp_path_factory):
     return evaluate(embedded, PROBLEMS, cfg, progress=False)
 
 
+@pytest.mark.heavy
 def test_suppression_arm_decodes_from_the_first_banned_step(embedded, baseline, tmp_path) -> None:
     arm, calls = _arm_equals_alone(embedded, baseline, tmp_path, "suppress", {"words": ["apples", "is"]})
     steps = [r["reused_prefix"]["tokens"] for r in arm.records]
@@ -93,6 +95,7 @@ def test_suppression_arm_decodes_from_the_first_banned_step(embedded, baseline, 
     assert calls == 0  # a word the baseline never chose costs nothing
 
 
+@pytest.mark.heavy
 def test_recycle_arm_draws_the_coins_of_a_stand_alone_run(embedded, baseline, tmp_path) -> None:
     # seed 5 gives every case: a recycle at step 0, resumes after skipped coins, a row never recycled
     params = {"layer": 20, "words": ["Tom", "The", "apples", "is", "2"], "p": 0.5, "seed": 5}

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import jupytext
 import pytest
-import torch
 import yaml
 
+from conftest import save_tiny_llama
 from mipeaks import book
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,18 +26,6 @@ CHAPTERS = ("01_mi_trajectories", "02_peak_statistics", "03_reasoning_vs_base", 
             "05_error_bounds", "06_suppression", "07_recycling", "08_ttts", "09_what_hsic_measures")
 EVAL_CHAPTERS = ("06_suppression", "07_recycling", "08_ttts")
 sys.path.insert(0, str(ROOT / "scripts"))
-
-
-def _save_tiny_llama(path: Path, tokenizer_dir: Path) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
-
-    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=False)
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).float().eval().save_pretrained(path)
-    tok.save_pretrained(path)
 
 
 def _page_text(html: str) -> str:
@@ -48,13 +36,13 @@ def _page_text(html: str) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 def test_preset_book_names_the_preset_model(tmp_path, tokenizer_dir) -> None:
     import papermill
 
     from build_book import build
 
-    model_dir = tmp_path / "tiny-llama-preset"
-    _save_tiny_llama(model_dir, tokenizer_dir)
+    model_dir = save_tiny_llama(tmp_path / "tiny-llama-preset", tokenizer_dir)
     mi = {"n": 3, "max_new_tokens": 16, "top_k": 2, "prompt_style": "raw", "batch_size": 1,
           "run_root": str(tmp_path / "runs")}
     preset_file = tmp_path / "tiny.yaml"

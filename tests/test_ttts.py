@@ -105,6 +105,7 @@ def test_official_recipe_equals_its_reference(model, prompt_ids, base, budget) -
         TTTSConfig(total_budget=budget, recipe="paper")
 
 
+@pytest.mark.heavy
 def test_batch_equals_one_at_a_time_on_the_embedded_model(embedded) -> None:
     m = embedded
     prompts = [torch.tensor(m.tokenizer.encode(q)) for q in (

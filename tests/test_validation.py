@@ -190,6 +190,7 @@ def test_config_from_rejects_a_misspelt_injected_parameter() -> None:
     assert ok.points == 9
 
 
+@pytest.mark.heavy
 def test_papermill_run_fails_on_a_misspelt_or_mistyped_parameter(tmp_path) -> None:
     """End to end: a two-cell notebook executed by papermill in a real kernel."""
     nbformat = pytest.importorskip("nbformat")
