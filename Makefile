@@ -24,12 +24,13 @@ TEST_THREADS ?= $(shell n=$$(( $$(nproc 2>/dev/null || echo 2) / $(TEST_WORKERS)
 XDIST = $(if $(filter 1,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS))
 
 # Unit tests and nbval (re-execute the notebooks, compare the cells marked NBVAL_CHECK_OUTPUT) in one
-# session of TEST_WORKERS processes: a notebook's cells stay on one worker (one kernel), long items go
-# first (tests/conftest.py), so neither phase waits for the other's last item.
+# session of TEST_WORKERS processes: a test file or a notebook (one kernel) stays on one worker, long
+# ones first (tests/conftest.py), so neither half waits for the other's last item.
 NBVAL := --nbval-lax --nbval-sanitize-with notebooks/sanitize.cfg
 test: setup
 	HF_HUB_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q -p no:cacheprovider $(XDIST) \
-		$(if $(filter 1,$(TEST_WORKERS)),,--dist loadgroup) tests $(NBVAL) $(wildcard notebooks/*.ipynb) $(PYTEST_ARGS)
+		$(if $(filter 1,$(TEST_WORKERS)),,--dist loadscope --no-loadscope-reorder) tests $(NBVAL) \
+		$(wildcard notebooks/*.ipynb) --durations=25 $(PYTEST_ARGS)
 
 test-unit: setup
 	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=$(TEST_THREADS) $(PY) -m pytest -q $(XDIST) \

@@ -19,16 +19,12 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Schedule long work first and keep each notebook's cells together.
+    """Put long work first: the notebooks (nbval), then the tests marked ``heavy``.
 
-    ``make test`` runs the unit tests and nbval in one pytest-xdist session (``--dist loadgroup``).
-    A notebook's cells share one kernel, so they form one ``xdist_group``. The notebooks, then the
-    tests marked ``heavy``, go first (longest-first scheduling): no worker ends on a long item
-    while the other idles.
+    ``make test`` runs the unit tests and nbval in one pytest-xdist session with ``--dist loadscope
+    --no-loadscope-reorder``: a test file or notebook (one kernel) goes to one worker, in this
+    order. Longest-first, no worker ends on a long item while the other idles.
     """
-    for item in items:
-        if item.path.suffix == ".ipynb":
-            item.add_marker(pytest.mark.xdist_group(name=item.path.name))
     items.sort(key=lambda item: 0 if item.path.suffix == ".ipynb" else 1 if item.get_closest_marker("heavy") else 2)
 
 
