@@ -18,14 +18,26 @@ from mipeaks.models import EMBEDDED_MODEL, cache_dir, load_model, wrap_model
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+# Chapters whose runs others read go first, one per worker: 01 collects the MI run (02-04 and 09 read
+# it), 06 the baseline records (07 reads them). A reader started beside its producer waits for it.
+NOTEBOOKS_FIRST = ("01_mi_trajectories", "06_suppression", "08_ttts", "09_what_hsic_measures", "07_recycling")
+
+
+def _schedule_rank(item) -> tuple[int, int]:
+    if item.path.suffix == ".ipynb":
+        stem = item.path.stem
+        return 0, NOTEBOOKS_FIRST.index(stem) if stem in NOTEBOOKS_FIRST else len(NOTEBOOKS_FIRST)
+    return (1 if item.get_closest_marker("heavy") else 2), 0
+
+
 def pytest_collection_modifyitems(config, items) -> None:
-    """Put long work first: the notebooks (nbval), then the tests marked ``heavy``.
+    """Put long work first: the notebooks (nbval; producers of shared runs first), then ``heavy`` tests.
 
     ``make test`` runs the unit tests and nbval in one pytest-xdist session with ``--dist loadscope
     --no-loadscope-reorder``: a test file or notebook (one kernel) goes to one worker, in this
     order. Longest-first, no worker ends on a long item while the other idles.
     """
-    items.sort(key=lambda item: 0 if item.path.suffix == ".ipynb" else 1 if item.get_closest_marker("heavy") else 2)
+    items.sort(key=_schedule_rank)  # stable: a notebook's cells and a file's tests keep their order
 
 
 @pytest.fixture(autouse=True)
