@@ -141,8 +141,8 @@ def init_notebook() -> float:
     """Start a chapter: set the seaborn style, print warnings without paths, start the wall clock.
 
     Also sets ``TOKENIZERS_PARALLELISM=false`` and ``$MIPEAKS_WRITER_WAIT`` (a chapter executed
-    beside another that writes the same run waits for it, see :func:`mipeaks.store.writer_lock`), silences ``DeprecationWarning`` and
-    ``FutureWarning`` from libraries (they vary between environments and would make outputs
+    beside another that writes the same run waits for it, see :func:`mipeaks.store.writer_lock`),
+    silences ``DeprecationWarning`` and ``FutureWarning`` from libraries (they vary between environments and would make outputs
     machine-dependent) and tqdm's "IProgress not found" notice, and turns off the Hugging Face
     download and weight-loading progress bars.
 

@@ -108,7 +108,7 @@ def build_tiny(arch: str, tokenizer_dir: Path, *, n_layers: int = 3, seed: int =
 
 def save_tiny_llama(path: Path, tokenizer_dir: Path, **overrides) -> Path:
     """Save a tiny random Llama (:func:`tiny_config`, seed 0) and its tokenizer to ``path``: a stand-in
-    for a hub model in launcher, subprocess and preset tests (loads in about a second)."""
+    for a hub model in launcher, subprocess and preset tests (a process loads it in seconds)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
