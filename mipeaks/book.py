@@ -142,9 +142,9 @@ def init_notebook() -> float:
 
     Also sets ``TOKENIZERS_PARALLELISM=false`` and ``$MIPEAKS_WRITER_WAIT`` (a chapter executed
     beside another that writes the same run waits for it, see :func:`mipeaks.store.writer_lock`),
-    silences ``DeprecationWarning`` and ``FutureWarning`` from libraries (they vary between environments and would make outputs
-    machine-dependent) and tqdm's "IProgress not found" notice, and turns off the Hugging Face
-    download and weight-loading progress bars.
+    silences ``DeprecationWarning`` and ``FutureWarning`` from libraries (they vary between
+    environments and would make outputs machine-dependent) and tqdm's "IProgress not found"
+    notice, and turns off the Hugging Face download and weight-loading progress bars.
 
     Returns:
         The start time (``time.time()``) that :func:`provenance_cell` reports the wall time from.
