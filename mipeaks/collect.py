@@ -409,8 +409,6 @@ def collect(
     ids = [p.id for p in problems]
     settings = json.loads(json.dumps(dataclasses.asdict(config)))
     manifest_path = out / "manifest.json"
-    if (old := _read_manifest(manifest_path)) is not None and old["config"] != settings:
-        raise ValueError(f"{out} holds a run with a different config ({old['config']}); use a new directory")
     code, weights = code_fingerprint(COLLECT_CODE), model_fingerprint(model)
     prompts = [encode_prompt(model.tokenizer, p, config.prompt_style) for p in problems]
     common = [RECORD_FORMAT, settings, layer, weights, code]
@@ -438,7 +436,9 @@ def collect(
     lock = out / (".writer.lock" if world == 1 else f".writer-rank{rank}-of-{world}.lock")
     wrote = False
     with writer_lock(lock):
-        old = _read_manifest(manifest_path)  # again: a writer this one waited for may have made it
+        old = _read_manifest(manifest_path)  # under the lock: a writer this one waited for may have made it
+        if old is not None and old["config"] != settings:
+            raise ValueError(f"{out} holds a run with a different config ({old['config']}); use a new directory")
         same_code = old is not None and (old.get("code_fingerprint"), old.get("weights_fingerprint")) == (code, weights)
         commits = list(old.get("git_commits", [old.get("git_commit")])) if same_code else []
         if rank == 0:

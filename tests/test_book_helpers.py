@@ -98,6 +98,7 @@ def test_init_notebook_prints_warnings_without_paths(monkeypatch, capsys) -> Non
         started = book.init_notebook()
         assert before <= started <= time.time()
         assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+        assert os.environ["MIPEAKS_WRITER_WAIT"] == str(book.CHAPTER_WRITER_WAIT)  # chapters share runs: wait
         warnings.warn("weights in /home/someone/.cache/x/model.safetensors look odd", UserWarning, stacklevel=1)
         warnings.warn("old API", DeprecationWarning, stacklevel=1)  # silenced: differs between environments
     err = capsys.readouterr().err

@@ -267,16 +267,18 @@ def test_damaged_jsonl_lines_are_recomputed(tiny, tmp_path, caplog) -> None:
 # ---------------------------------------------------------------------------------- one writer at a time
 
 
+def _hold(lock: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, str(WORKER), "lock", str(lock)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
 @pytest.mark.parametrize("tiny", ["llama"], indirect=True)
 def test_a_second_writer_gets_one_line_naming_the_holder(tiny, tmp_path) -> None:
     problems = load_problems("gsm8k", 2, path=_local_file(tmp_path / "mine.jsonl", QUESTIONS[:2]))
     out = tmp_path / "e.jsonl"
-    holders = []
-    for lock in (tmp_path / ".e.jsonl.lock", tmp_path / "run" / ".writer.lock"):
-        proc = subprocess.Popen([sys.executable, str(WORKER), "lock", str(lock)], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
-        assert proc.stdout.readline().strip() == "locked"
-        holders.append(proc)
+    holders = [_hold(tmp_path / ".e.jsonl.lock"), _hold(tmp_path / "run" / ".writer.lock")]
     try:
         with pytest.raises(WriterLockedError, match=f"pid {holders[0].pid} on ") as err:
             evaluate(tiny, problems, EvalConfig(max_new_tokens=2), out_path=out, progress=False)
@@ -293,13 +295,6 @@ def test_a_second_writer_gets_one_line_naming_the_holder(tiny, tmp_path) -> None
     with writer_lock(tmp_path / "x.lock"), pytest.raises(WriterLockedError, match=f"pid {os.getpid()}"):
         with writer_lock(tmp_path / "x.lock"):
             pass
-
-
-def _hold(lock: Path) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, str(WORKER), "lock", str(lock)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
-    assert proc.stdout.readline().strip() == "locked"
-    return proc
 
 
 @pytest.mark.parametrize("tiny", ["llama"], indirect=True)
