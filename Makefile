@@ -11,11 +11,17 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 setup: $(STAMP)
 
 # Re-runs only when the dependency files change; a set-up machine starts in seconds.
+# Byte-code is compiled once here, on every core (pip would do it on one), skipping test suites and
+# the transformers architectures no preset uses: where PYTHONDONTWRITEBYTECODE is set, a module left
+# uncompiled is compiled again by every process that imports it. Like pip, it passes over files this
+# Python cannot compile (torch ships Python 3.12-only test helpers).
+NO_PYC := /tests?/|/transformers/models/(?!(auto|encoder_decoder|llama|qwen2|qwen3)/)
 $(STAMP): pyproject.toml requirements-nodeps.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
-	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
+	$(PY) -m pip install -q --no-compile -e '.[dev]'
+	$(PY) -m pip install -q --no-compile --no-deps -r requirements-nodeps.txt
+	$(PY) -m compileall -q -j 0 -x '$(NO_PYC)' $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))') >/dev/null || true
 	@touch $(STAMP)
 
 # Tests run in TEST_WORKERS processes (pytest-xdist; 1 = in-process), each with an equal share of the cores.
