@@ -15,7 +15,7 @@ setup: $(STAMP)
 # the transformers architectures no preset uses: where PYTHONDONTWRITEBYTECODE is set, a module left
 # uncompiled is compiled again by every process that imports it. Like pip, it passes over files this
 # Python cannot compile (torch ships Python 3.12-only test helpers).
-NO_PYC := /tests?/|/transformers/models/(?!(auto|encoder_decoder|llama|qwen2|qwen3)/)
+NO_PYC := site-packages/.*/tests?/|site-packages/transformers/models/(?!(auto|encoder_decoder|llama|qwen2|qwen3)/)
 $(STAMP): pyproject.toml requirements-nodeps.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
