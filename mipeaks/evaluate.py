@@ -111,8 +111,9 @@ class EvalSettings:
         max_new_tokens: generation length (TTTS/Origin: the default ``total_budget``).
         grading: ``"verify"`` or ``"paper"`` (see :mod:`mipeaks.grading`).
         extraction: how the answer is found in the output: ``"ours"`` (the last box first, see
-            :mod:`mipeaks.grading`) or ``"harness"`` (the Qwen2.5-Math harness's order exactly; the
-            paper presets).
+            :mod:`mipeaks.grading`; in an output a token limit cut off, a number running into the cut
+            is not taken when an earlier answer exists) or ``"harness"`` (the Qwen2.5-Math harness's
+            order exactly; the paper presets).
         intervention: None (baseline), ``"suppress"``, ``"recycle"``, ``"ttts"`` or ``"origin"``.
         params: the intervention's parameters (fields of :class:`~mipeaks.suppression.SuppressConfig`,
             :class:`~mipeaks.recycling.RecycleConfig` or :class:`~mipeaks.ttts.TTTSConfig`).
@@ -606,6 +607,14 @@ def _reuse_greedy(model: LoadedModel, config: EvalConfig, source: EvalResult, pr
     return rows  # type: ignore[return-value]
 
 
+def _cut(row: dict[str, Any], spec: Any) -> bool:
+    """Whether a record's graded text was ended by a token limit (its last number may be cut short)."""
+    if isinstance(spec, TTTSConfig):
+        kind, length = row["segments"][-1]
+        return kind == "answer" and length >= spec.answer_tokens
+    return row["stop_reason"] == "length"
+
+
 def _decode(model: LoadedModel, config: EvalConfig, problems: Sequence[Problem],
             plugins: Sequence[Intervention], reuse: EvalResult | None = None) -> list[dict[str, Any]]:
     """Decode and grade one batch: a record per problem (``graded`` is the text graded).
@@ -637,7 +646,8 @@ def _decode(model: LoadedModel, config: EvalConfig, problems: Sequence[Problem],
     for problem, prompt, row in zip(problems, prompts, rows):
         if "gold_logprob" not in row:
             row["gold_logprob"] = gold_logprob(model, prompt.tolist() + _reasoning_ids(row), problem.answer)
-        graded = grade(row.pop("graded"), problem.answer, mode=config.grading, extraction=config.extraction)
+        graded = grade(row.pop("graded"), problem.answer, mode=config.grading, extraction=config.extraction,
+                       truncated=_cut(row, spec))
         out.append(dict(id=problem.id, dataset=problem.dataset or config.dataset,
                         prompt=format_prompt(problem, config.prompt_style, tok), prompt_tokens=len(prompt),
                         **{k: row.pop(k) for k in ("output_ids", "output_text")},

@@ -64,7 +64,12 @@ wrong on real outputs:
   anywhere (GSM8K's format); the harness never reads ``####`` in outputs, and a
   markdown heading such as ``#### Step 1`` must not be taken as the answer;
 - the last number keeps a comma only in thousands groups (``3,5,7`` -> 7, not 357),
-  and digits glued to a preceding letter are no number (``AZYUK2A``).
+  and digits glued to a preceding letter are no number (``AZYUK2A``);
+- in a text a token limit cut off (``grade(..., truncated=True)``), digits running into
+  the cut may be a number cut short (``"The answer is 12.\n\nThe answer is 1"``, 16
+  answer tokens of a model that repeats itself): they are dropped when the rest of the
+  text still holds an answer, and that rest is what both the extraction and math-verify
+  read (:func:`complete_part`). The harness grades the cut text as it is.
 
 Both extractions are linear in the text length (one pass over the braces; every later
 look-up is bounded by what it returns).
@@ -113,6 +118,7 @@ __all__ = [
     "MODES",
     "GradeResult",
     "agreement",
+    "complete_part",
     "extract_answer",
     "gold_gsm8k",
     "grade",
@@ -352,6 +358,30 @@ def _extract_harness(text: str) -> tuple[str | None, str | None]:
 
 def _extract(text: str, extraction: str) -> tuple[str | None, str | None]:
     return _extract_harness(text) if extraction == "harness" else _extract_ours(text)
+
+
+def complete_part(text: str) -> str:
+    """``text`` without the digits that run into its end, when the rest still holds an answer.
+
+    For a generation a token limit ended: its last number may be cut short (a model writing
+    "12" one digit per token stopped after "1"). Only a number (digits, with commas or points
+    between them) that touches the very end counts, so ``"... is 12."`` and ``"... is 12\n"`` are kept whole; when the text
+    without them yields no answer (:func:`extract_answer`, ``"ours"``), the text is returned
+    unchanged. Linear in ``len(text)``.
+
+    Args:
+        text: A generation that was cut by a token limit.
+
+    Returns:
+        The part to grade.
+    """
+    if not text[-1:].isdigit():
+        return text
+    end = len(text)
+    while end and (text[end - 1].isdigit() or (text[end - 1] in ",." and end > 1 and text[end - 2].isdigit())):
+        end -= 1
+    rest = text[:end]
+    return rest if _extract_ours(rest)[0] is not None else text
 
 
 def extract_answer(text: str, *, extraction: Extraction = "ours") -> str | None:
@@ -965,9 +995,11 @@ _WEAK_METHODS = frozenset({"last_number", "harness_last_number"})
 
 
 def _grade_task(
-    text: str, gold: str, mode: str, extraction: str, emit: Callable[[Any], None]
+    text: str, gold: str, mode: str, extraction: str, truncated: bool, emit: Callable[[Any], None]
 ) -> tuple[bool, str | None]:
     """Worker side of :func:`grade`: ``(correct, decided_by)``; reports the extraction early."""
+    if truncated and extraction == "ours":
+        text = complete_part(text)
     extracted, method = _extract(text, extraction)
     emit((extracted, method))
     if mode == "paper":
@@ -1312,6 +1344,7 @@ def grade(
     mode: Mode = "verify",
     timeout: float = DEFAULT_TIMEOUT,
     extraction: Extraction = "ours",
+    truncated: bool = False,
 ) -> GradeResult:
     """Extract the final answer from a generation and compare it with the gold answer.
 
@@ -1332,6 +1365,9 @@ def grade(
         timeout: Time bound for the whole call, in seconds (of the worker's CPU time on Linux, so the
             verdict does not depend on the machine's load; wall time elsewhere).
         extraction: ``"ours"`` or ``"harness"``, see :func:`extract_answer`.
+        truncated: the generation was ended by a token limit. With ``extraction="ours"`` a number
+            running into the cut is dropped when the rest still holds an answer
+            (:func:`complete_part`); ``"harness"`` grades the text as it is, as the official code does.
 
     Returns:
         A :class:`GradeResult`.
@@ -1346,7 +1382,9 @@ def grade(
     gold_s = _as_text(gold, "gold")
     if gold_s is None:
         raise TypeError("gold must be a str (or int/float), got NoneType")
-    result, partials, timed_out = _POOL.run("grade", (text, gold_s, mode, extraction), timeout)
+    if not isinstance(truncated, bool):
+        raise TypeError(f"truncated must be a bool, got {type(truncated).__name__}")
+    result, partials, timed_out = _POOL.run("grade", (text, gold_s, mode, extraction, truncated), timeout)
     extracted, method = partials[-1] if partials else (None, None)
     correct, decided_by = (False, None) if result is None else result
     if timed_out:

@@ -33,7 +33,9 @@
 # * **`budget`** (ours): the budget is the total number of reasoning tokens; the word is appended
 #   again each time the model stops, while the budget lasts, and the word's ids count against it.
 #
-# In both, **only the answer tokens are graded**, as in the official code. Origin under the same
+# In both, **only the answer tokens are graded**, as in the official code (with `extraction="ours"`,
+# a number that runs into the answer-token limit is not taken when an earlier answer exists: a
+# small model repeating "The answer is 12." is cut to "... The answer is 1"). Origin under the same
 # budget is plain generation up to the budget followed by the same forced answer, so both methods
 # are graded on the same kind of short final answer.
 #

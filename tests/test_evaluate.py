@@ -90,6 +90,32 @@ def test_grading_of_a_forced_answer(tiny) -> None:
 
 
 @pytest.mark.parametrize("tiny", ["llama"], indirect=True)
+def test_a_number_running_into_the_token_limit_is_not_taken(tiny) -> None:
+    tok = tiny.tokenizer
+    ids = tok.encode(" The answer is 4.\n\nThe answer is 51", add_special_tokens=False)
+    force = Force(ids, tok.eos_token_id)
+    cut = evaluate(tiny, PROBLEMS, EvalConfig(max_new_tokens=len(ids) - 1, out_dir=None), intervention=force,
+                   progress=False)
+    assert {r["stop_reason"] for r in cut.records} == {"length"} and cut.records[0]["output_text"].endswith("is 5")
+    assert [r["extracted"] for r in cut.records] == ["4"] * 3 and [r["correct"] for r in cut.records] == [
+        False, False, True]
+    whole = evaluate(tiny, PROBLEMS, EvalConfig(max_new_tokens=len(ids) + 1, out_dir=None), intervention=force,
+                     progress=False)
+    assert [r["extracted"] for r in whole.records] == ["51"] * 3 and whole.records[0]["stop_reason"] == "eos"
+    harness = evaluate(tiny, PROBLEMS, EvalConfig(max_new_tokens=len(ids) - 1, out_dir=None, extraction="harness"),
+                       intervention=force, progress=False)
+    assert [r["extracted"] for r in harness.records] == ["5"] * 3 and not any(r["correct"] for r in harness.records)
+    # TTTS/Origin: only the forced answer is graded, cut by answer_tokens.
+    suffix = tok.encode(ANSWER_SUFFIX, add_special_tokens=False)
+    base = tok.encode(" So", add_special_tokens=False) * 2  # the 2-token budget; the suffix is forced after it
+    answer = Force(base + suffix + ids, tok.eos_token_id)
+    for answer_tokens, extracted in ((len(ids) - 1, "4"), (len(ids) + 1, "51")):  # cut; stopped on its own
+        cfg = EvalConfig(out_dir=None, intervention="origin", params=dict(total_budget=2, answer_tokens=answer_tokens))
+        res = evaluate(tiny, PROBLEMS, cfg, intervention=answer, progress=False)
+        assert [r["extracted"] for r in res.records] == [extracted] * 3, res.records[0]["answer_text"]
+
+
+@pytest.mark.parametrize("tiny", ["llama"], indirect=True)
 def test_every_intervention_through_one_runner(tiny) -> None:
     base = EvalConfig(max_new_tokens=4, out_dir=None)
     plain = evaluate(tiny, PROBLEMS[:2], base, progress=False)

@@ -19,6 +19,7 @@ from mipeaks import grading
 from mipeaks.grading import (
     GradeResult,
     agreement,
+    complete_part,
     extract_answer,
     gold_gsm8k,
     grade,
@@ -234,6 +235,35 @@ def test_markdown_headings_do_not_hide_the_box(mode: str, extraction: str) -> No
     right = grade(HEADINGS, "7", mode=mode, extraction=extraction)
     assert right.correct is True and right.extracted == "7", right
     assert grade(HEADINGS, "1", mode=mode, extraction=extraction).correct is False
+
+
+REPEATED = " \nThe answer is 12.\n\nThe answer is 1"  # 16 answer tokens of a model repeating itself
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_number_cut_short_by_the_token_limit_is_not_the_answer(mode: str) -> None:
+    cut = grade(REPEATED, "12", mode=mode, truncated=True)
+    assert cut.correct is True and cut.extracted == "12", cut
+    assert grade(REPEATED, "1", mode=mode, truncated=True).correct is False
+    # A model that stopped on its own after "1" answered 1.
+    whole = grade(REPEATED, "1", mode=mode)
+    assert whole.correct is True and whole.extracted == "1", whole
+    assert grade(REPEATED, "12", mode=mode).correct is False
+    # The harness grades the cut text as it is, as the official code does.
+    assert grade(REPEATED, "12", mode=mode, extraction="harness", truncated=True).extracted == "1"
+    with pytest.raises(TypeError, match="truncated"):
+        grade(REPEATED, "12", mode=mode, truncated=1)  # type: ignore[arg-type]
+
+
+def test_complete_part() -> None:
+    assert complete_part("Ben has 17 marbles.\nBen has 1") == "Ben has 17 marbles.\nBen has "
+    assert complete_part("pi is 3.14, or 3.1") == "pi is 3.14, or "
+    assert complete_part("In all 1,20") == "In all 1,20"  # nothing answer-like before it: kept whole
+    for done in ("The answer is 12.", "The answer is 12\n", "so \\boxed{12}", "12 apples", ""):
+        assert complete_part(done) == done
+    # Linear: a megabyte of digits is one pass.
+    digits = "7" * 1_000_000
+    assert complete_part("The answer is 5. " + digits).endswith("5. ")
 
 
 def test_verify_mode_last_number_only_where_math_verify_reads_nothing() -> None:
