@@ -66,7 +66,7 @@ wrong on real outputs:
 - the last number keeps a comma only in thousands groups (``3,5,7`` -> 7, not 357),
   and digits glued to a preceding letter are no number (``AZYUK2A``);
 - in a text a token limit cut off (``grade(..., truncated=True)``), digits running into
-  the cut may be a number cut short (``"The answer is 12.\n\nThe answer is 1"``, 16
+  the cut may be a number cut short (``"The answer is 12.\\n\\nThe answer is 1"``, 16
   answer tokens of a model that repeats itself): they are dropped when the rest of the
   text still holds an answer, and that rest is what both the extraction and math-verify
   read (:func:`complete_part`). The harness grades the cut text as it is.
@@ -365,9 +365,9 @@ def complete_part(text: str) -> str:
 
     For a generation a token limit ended: its last number may be cut short (a model writing
     "12" one digit per token stopped after "1"). Only a number (digits, with commas or points
-    between them) that touches the very end counts, so ``"... is 12."`` and ``"... is 12\n"`` are kept whole; when the text
-    without them yields no answer (:func:`extract_answer`, ``"ours"``), the text is returned
-    unchanged. Linear in ``len(text)``.
+    between them) that touches the very end counts, so ``"... is 12."`` and ``"... is 12\\n"``
+    are kept whole; when the text without them yields no answer (:func:`extract_answer`,
+    ``"ours"``), the text is returned unchanged. Linear in ``len(text)``.
 
     Args:
         text: A generation that was cut by a token limit.
