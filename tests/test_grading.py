@@ -261,7 +261,7 @@ def test_complete_part() -> None:
     assert complete_part("In all 1,20") == "In all 1,20"  # nothing answer-like before it: kept whole
     for done in ("The answer is 12.", "The answer is 12\n", "so \\boxed{12}", "12 apples", ""):
         assert complete_part(done) == done
-    # Linear: a megabyte of digits is one pass.
+    # A megabyte of digits running into the cut is dropped whole.
     digits = "7" * 1_000_000
     assert complete_part("The answer is 5. " + digits).endswith("5. ")
 
